@@ -1,0 +1,38 @@
+"""The seam between statebot and whatever answers a question.
+
+A Backend is the HTTP client for real OpenAI-compatible providers, the offline demo model, or a
+test's scripted provider. The router talks only to this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One question to one model. ``model`` is the provider's own id (``llama3.1-8b``)."""
+
+    provider: str
+    model: str
+    messages: tuple[dict[str, str], ...]
+    stream: bool = True
+    probe: bool = False  # a health probe, not a user's question
+
+
+class Backend(Protocol):
+    def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        """Yield the answer's visible text piece by piece (reasoning removed).
+
+        Raises a ProviderError subclass on failure; a failure after the first piece is
+        StreamBroken with ``partial`` holding what was yielded.
+        """
+        ...
+
+    async def list_models(self, provider: str) -> list[str]:
+        """The model ids the provider serves now (``GET /models``)."""
+        ...
+
+    async def aclose(self) -> None: ...

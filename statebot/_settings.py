@@ -1,0 +1,281 @@
+"""``settings.toml`` and the environment, read once into immutable Settings.
+
+Secrets are never read from the file: a provider names the environment variable that holds its
+key, and ``load_env`` fills the environment from an untracked ``.env`` without overriding it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._checks import Checker, did_you_mean
+from ._errors import ConfigError, Problem
+from ._tomlsource import read_toml
+
+CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for InlineKeyboardButton.callback_data
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    first_token: float = 20.0
+    total: float = 120.0
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    title: str
+    base_url: str
+    key_env: str
+    fallback_model: str | None = None
+    timeouts: Timeouts = Timeouts()
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def api_key(self) -> str | None:
+        value = os.environ.get(self.key_env, "").strip()
+        return value or None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    key: str
+    provider: str
+    id: str
+    title: str
+    button: str
+    history_chars: int = 24000
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    failures_to_open: int = 3
+    open_seconds: float = 30.0
+    open_max_seconds: float = 600.0
+    capacity_retry_seconds: float = 0.5
+    retry_budget: float = 0.2
+    request_deadline_seconds: float = 90.0
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    default_model: str
+    languages: tuple[str, ...] = ("ru", "en")
+    admins: frozenset[int] = frozenset()
+    fallback: tuple[str, ...] = ()
+    demo: str = "auto"
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str = "statebot.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bot: BotSettings
+    providers: dict[str, ProviderSettings]
+    models: dict[str, ModelSettings]
+    health: HealthSettings = HealthSettings()
+    store: StoreSettings = StoreSettings()
+    path: str = "settings.toml"
+
+    def models_of(self, provider: str) -> list[ModelSettings]:
+        return [m for m in self.models.values() if m.provider == provider]
+
+    def demo_mode(self) -> bool:
+        """True when the offline demo model answers instead of real providers."""
+        if self.bot.demo == "on":
+            return True
+        if self.bot.demo == "off":
+            return False
+        return not any(p.api_key() for p in self.providers.values())
+
+
+_TOP = ("bot", "health", "store", "providers", "models")
+_BOT = ("default_model", "languages", "admins", "fallback", "demo")
+_PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
+_MODEL = ("provider", "id", "title", "button", "history_chars")
+_DEMO = ("auto", "on", "off")
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate ``path``; raises ConfigError listing every problem found."""
+    path = Path(path)
+    try:
+        source = read_toml(path)
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ConfigError(
+            [Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line", line)]
+        ) from None
+    check = Checker(source, str(path))
+    settings = _parse(source.data, check, str(path))
+    if check.problems or settings is None:
+        raise ConfigError(check.problems)
+    return settings
+
+
+def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
+    check.known_keys(data, (), _TOP)
+    providers = _parse_providers(check.table(data, "providers", ()), check)
+    models = _parse_models(check.table(data, "models", ()), check, providers)
+    bot_raw = check.table(data, "bot", ())
+    check.known_keys(bot_raw, ("bot",), _BOT)
+    default_model = check.typed(bot_raw, "default_model", str, ("bot",), required=True)
+    if default_model is not None and default_model not in models:
+        check.add(("bot", "default_model"), f"unknown model '{default_model}'",
+                  did_you_mean(default_model, models) or "use a key of [models]")
+    languages = check.typed(bot_raw, "languages", list, ("bot",), default=["ru", "en"])
+    if not languages or not all(isinstance(x, str) and x for x in languages):
+        check.add(("bot", "languages"), "must be a non-empty list of language codes", 'e.g. ["ru", "en"]')
+        languages = ["ru"]
+    admins = check.typed(bot_raw, "admins", list, ("bot",), default=[])
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in admins):
+        check.add(("bot", "admins"), "must be a list of Telegram user ids (numbers)", "e.g. admins = [123456789]")
+        admins = []
+    fallback = check.typed(bot_raw, "fallback", list, ("bot",), default=list(providers))
+    for index, name in enumerate(fallback):
+        if name not in providers:
+            check.add(("bot", "fallback", index), f"unknown provider '{name}'",
+                      did_you_mean(str(name), providers) or "use a key of [providers]")
+    demo = check.typed(bot_raw, "demo", str, ("bot",), default="auto")
+    if demo not in _DEMO:
+        check.add(("bot", "demo"), f"must be one of {', '.join(_DEMO)}", did_you_mean(demo, _DEMO))
+    health = _parse_numbers(check, data, "health", HealthSettings)
+    store_raw = check.table(data, "store", ())
+    check.known_keys(store_raw, ("store",), ("path",))
+    store = StoreSettings(path=check.typed(store_raw, "path", str, ("store",), default="statebot.db"))
+    if default_model is None:
+        return None
+    return Settings(
+        bot=BotSettings(
+            default_model=default_model,
+            languages=tuple(languages),
+            admins=frozenset(admins),
+            fallback=tuple(n for n in fallback if n in providers),
+            demo=demo,
+        ),
+        providers=providers,
+        models=models,
+        health=health,
+        store=store,
+        path=path,
+    )
+
+
+def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderSettings]:
+    providers: dict[str, ProviderSettings] = {}
+    for name, table in raw.items():
+        where = ("providers", name)
+        if not isinstance(table, dict):
+            check.add(where, "must be a table")
+            continue
+        check.known_keys(table, where, _PROVIDER)
+        base_url = check.typed(table, "base_url", str, where, required=True)
+        key_env = check.typed(table, "key_env", str, where, required=True)
+        if base_url and not base_url.startswith(("http://", "https://")):
+            check.add((*where, "base_url"), "must start with http:// or https://")
+        if key_env and not key_env.replace("_", "").isalnum():
+            check.add((*where, "key_env"), "must be the NAME of an environment variable, not a key",
+                      "put the key itself in the environment or in .env")
+        timeouts_raw = check.typed(table, "timeouts", dict, where, default={})
+        check.known_keys(timeouts_raw, (*where, "timeouts"), ("connect", "first_token", "total"))
+        timeouts = Timeouts(**{
+            k: float(v) for k, v in timeouts_raw.items()
+            if k in ("connect", "first_token", "total") and isinstance(v, int | float)
+        })
+        headers = check.typed(table, "headers", dict, where, default={})
+        if base_url and key_env:
+            providers[name] = ProviderSettings(
+                name=name,
+                title=check.typed(table, "title", str, where, default=name.capitalize()),
+                base_url=base_url.rstrip("/"),
+                key_env=key_env,
+                fallback_model=check.typed(table, "fallback_model", str, where),
+                timeouts=timeouts,
+                headers={str(k): str(v) for k, v in headers.items()},
+            )
+    return providers
+
+
+def _parse_models(
+    raw: dict[str, Any], check: Checker, providers: dict[str, ProviderSettings]
+) -> dict[str, ModelSettings]:
+    models: dict[str, ModelSettings] = {}
+    for key, table in raw.items():
+        where = ("models", key)
+        if not isinstance(table, dict):
+            check.add(where, "must be a table")
+            continue
+        check.known_keys(table, where, _MODEL)
+        if len(f"model:{key}".encode()) > CALLBACK_DATA_LIMIT:
+            check.add(where, f"model key is too long for a Telegram button ({len(key)} characters)",
+                      "use a shorter key; the provider's id can stay long")
+        provider = check.typed(table, "provider", str, where, required=True)
+        if provider is not None and provider not in providers:
+            check.add((*where, "provider"), f"unknown provider '{provider}'",
+                      did_you_mean(provider, providers) or "use a key of [providers]")
+        model_id = check.typed(table, "id", str, where, required=True)
+        title = check.typed(table, "title", str, where, default=key)
+        button = check.typed(table, "button", str, where, default=title)
+        budget = check.typed(table, "history_chars", int, where, default=24000)
+        if provider in providers and model_id:
+            models[key] = ModelSettings(key, provider, model_id, title, button, budget)
+    for name, provider_settings in providers.items():
+        fallback_model = provider_settings.fallback_model
+        if fallback_model is not None and models.get(fallback_model, None) is None:
+            check.add(("providers", name, "fallback_model"), f"unknown model '{fallback_model}'",
+                      did_you_mean(fallback_model, models) or "use a key of [models]")
+        elif fallback_model is not None and models[fallback_model].provider != name:
+            check.add(("providers", name, "fallback_model"),
+                      f"model '{fallback_model}' belongs to {models[fallback_model].provider}",
+                      f"pick a model of {name}")
+    return models
+
+
+def _parse_numbers(check: Checker, data: dict[str, Any], key: str, cls: type[HealthSettings]) -> HealthSettings:
+    raw = check.table(data, key, ())
+    defaults = cls()
+    fields = list(defaults.__dataclass_fields__)
+    check.known_keys(raw, (key,), fields)
+    values: dict[str, Any] = {}
+    for name in fields:
+        value = check.typed(raw, name, (int, float), (key,))
+        if value is not None:
+            if value < 0:
+                check.add((key, name), "must not be negative")
+            else:
+                values[name] = type(getattr(defaults, name))(value)
+    return cls(**values)
+
+
+def load_env(path: str | Path = ".env") -> list[str]:
+    """Fill the environment from ``path`` (KEY=VALUE lines) without overriding what is set.
+
+    Returns the names it set, never the values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    names = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip().strip("'\"")
+        if name and value and name not in os.environ:
+            os.environ[name] = value
+            names.append(name)
+    return names
