@@ -1,0 +1,105 @@
+"""Putting a bot together: settings and flows checked as a whole, then the engine and what it
+needs (store, backend, health, router) wired once, for every transport and for tests alike."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._clock import Clock, SystemClock
+from ._engine.builtins import default_registry
+from ._engine.engine import Deliver, Engine
+from ._engine.registry import Registry
+from ._errors import ConfigError, Problem
+from ._flows.load import load_flows
+from ._flows.model import FlowSet
+from ._providers.base import Backend
+from ._providers.demo import DemoBackend
+from ._providers.health import HealthBoard, HealthChange
+from ._providers.router import Router
+from ._settings import Settings, load_settings
+from ._store.base import Store
+from ._store.memory import MemoryStore
+
+log = logging.getLogger("statebot")
+
+FALLBACK_LANGUAGES = ("ru", "en")
+
+
+def load_config(
+    settings_path: str | Path, flows_dir: str | Path, registry: Registry | None = None
+) -> tuple[Settings, FlowSet]:
+    """Settings and flows, validated together: one ConfigError lists the problems of both."""
+    registry = registry or default_registry()
+    problems: list[Problem] = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings(settings_path)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    languages = settings.bot.languages if settings else FALLBACK_LANGUAGES
+    flows: FlowSet | None = None
+    try:
+        flows = load_flows(flows_dir, registry.vocabulary(languages))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems or settings is None or flows is None:
+        raise ConfigError(problems)
+    return settings, flows
+
+
+@dataclass
+class Bot:
+    """A running bot's parts. ``engine.handle(event)`` is the one way in."""
+
+    settings: Settings
+    flows: FlowSet
+    engine: Engine
+    store: Store
+    backend: Backend
+    health: HealthBoard
+    router: Router
+    registry: Registry
+    clock: Clock
+    admin_alerts: list[HealthChange] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await self.engine.close()
+        await self.health.settle()
+        await self.backend.aclose()
+        await self.store.close()
+
+
+async def build_bot(
+    settings: Settings,
+    flows: FlowSet,
+    *,
+    store: Store | None = None,
+    backend: Backend | None = None,
+    registry: Registry | None = None,
+    clock: Clock | None = None,
+    deliver: Deliver | None = None,
+) -> Bot:
+    """Wire a bot. Without a backend: the real providers, or the demo model when no key is set."""
+    clock = clock or SystemClock()
+    registry = registry or default_registry()
+    store = store or MemoryStore()
+    demo = backend is None and settings.demo_mode()
+    injected = backend is not None  # a test's or the caller's: it manages its own keys
+    if backend is None:
+        if demo:
+            backend = DemoBackend(settings)
+        else:
+            from ._providers.client import OpenAICompatibleClient
+
+            backend = OpenAICompatibleClient(settings)
+    alerts: list[HealthChange] = []
+    health = HealthBoard(settings, clock, on_change=alerts.append, demo=demo or injected)
+    router = Router(settings, backend, health, clock)
+    engine = Engine(settings, flows, registry, store, router, health=health, clock=clock,
+                    deliver=deliver)
+    await engine.start()
+    if demo:
+        log.info("no provider key is set: answering with the offline demo model")
+    return Bot(settings, flows, engine, store, backend, health, router, registry, clock, alerts)

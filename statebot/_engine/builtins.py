@@ -1,0 +1,199 @@
+"""The actions, guards, keyboards and placeholders that the shipped flows use.
+
+Each is a small function of a Turn. ``default_registry()`` gives a Registry with all of them; a
+bot that needs more registers its own on top before loading its flows.
+"""
+
+from __future__ import annotations
+
+from .._settings import ModelSettings
+from .effects import Button, Keyboard
+from .registry import Registry, Turn
+
+LANGUAGE_NAMES = {"ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
+
+# Keys that system events carry; each is also a placeholder for the texts that show them.
+EVENT_FIELDS = (
+    "provider", "offered", "offered_provider", "model", "model_provider", "reason", "until", "question", "answer",
+    "old", "new",
+)
+SYSTEM_EVENTS = (
+    "answered", "provider_down", "answered_by_fallback", "all_down", "provider_back",
+    "stream_broken", "too_long", "bad_request", "stale_press", "unknown_command",
+    "unhandled_text", "health_changed",
+)
+
+
+def default_registry() -> Registry:
+    registry = Registry()
+    registry.event(*SYSTEM_EVENTS)
+    for name in EVENT_FIELDS:
+        registry.placeholder(name)(_payload_field(name))
+    _actions(registry)
+    _guards(registry)
+    _keyboards(registry)
+    _placeholders(registry)
+    return registry
+
+
+def _payload_field(name: str) -> object:
+    def value(turn: Turn) -> str:
+        return str(turn.payload.get(name, ""))
+
+    return value
+
+
+def _actions(registry: Registry) -> None:
+    @registry.action("set_model")
+    async def set_model(turn: Turn) -> None:
+        if turn.arg in turn.engine.settings.models:
+            turn.record.model = turn.arg
+
+    @registry.action("set_default_model")
+    async def set_default_model(turn: Turn) -> None:
+        if turn.is_admin and turn.arg in turn.engine.settings.models:
+            turn.engine.default_model = turn.arg
+            await turn.engine.store.set_setting("default_model", turn.arg)
+
+    @registry.action("set_language")
+    async def set_language(turn: Turn) -> None:
+        if turn.arg in turn.engine.settings.bot.languages:
+            turn.record.language = turn.arg
+            turn.language = turn.arg
+
+    @registry.action("ask")
+    async def ask(turn: Turn) -> None:
+        turn.engine.start_answer(turn, turn.event.text)
+
+    @registry.action("defer")
+    async def defer(turn: Turn) -> None:
+        turn.record.data.setdefault("pending", []).append(turn.event.text)
+
+    @registry.action("ask_pending")
+    async def ask_pending(turn: Turn) -> None:
+        pending = turn.record.data.get("pending") or []
+        if pending:
+            turn.engine.start_answer(turn, pending.pop(0))
+
+    @registry.action("stop")
+    async def stop(turn: Turn) -> None:
+        turn.record.data.pop("pending", None)
+        turn.engine.stop_answer(turn.record.chat_id)
+
+    @registry.action("mark_notice")
+    async def mark_notice(turn: Turn) -> None:
+        key = str(turn.payload.get("provider", ""))
+        turn.record.notices[key] = str(turn.payload.get("episode", ""))
+
+    @registry.action("show_menu")
+    async def show_menu(turn: Turn) -> None:
+        await turn.engine.show_current(turn)
+
+    @registry.action("new_conversation")
+    async def new_conversation(turn: Turn) -> None:
+        turn.record.history.clear()
+        turn.record.data.pop("history_dropped", None)
+
+
+def _guards(registry: Registry) -> None:
+    @registry.guard("is_admin")
+    def is_admin(turn: Turn) -> bool:
+        return turn.is_admin
+
+    @registry.guard("notice_is_new")
+    def notice_is_new(turn: Turn) -> bool:
+        key = str(turn.payload.get("provider", ""))
+        return turn.record.notices.get(key) != str(turn.payload.get("episode", ""))
+
+    @registry.guard("has_pending")
+    def has_pending(turn: Turn) -> bool:
+        return bool(turn.record.data.get("pending"))
+
+    @registry.guard("answering")
+    def answering(turn: Turn) -> bool:
+        return turn.engine.answering(turn.record.chat_id)
+
+    @registry.guard("completed")
+    def completed(turn: Turn) -> bool:
+        return bool(turn.payload.get("complete"))
+
+
+def _model_rows(turn: Turn, trigger: str, marked: str) -> Keyboard:
+    """The catalog as buttons, grouped by provider in fallback order, two to a row."""
+    settings = turn.engine.settings
+    rows: list[tuple[Button, ...]] = []
+    order = [*settings.bot.fallback, *(p for p in settings.providers if p not in settings.bot.fallback)]
+    for provider in order:
+        models = settings.models_of(provider)
+        buttons = [Button(_label(turn, m, m.key == marked), trigger, m.key) for m in models]
+        rows.extend(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    return tuple(rows)
+
+
+def _label(turn: Turn, model: ModelSettings, marked: bool) -> str:
+    badge = health_badge(turn, model)
+    return f"{'✅ ' if marked else ''}{model.button}{' ' + badge if badge else ''}"
+
+
+def health_badge(turn: Turn, model: ModelSettings) -> str:
+    health = turn.engine.health
+    if health is None:
+        return ""
+    state = health.status(model.provider, model.key).state
+    return {"disabled": "⛔", "open": "⚠️", "half_open": "⚠️", "cooldown": "⏳"}.get(state, "")
+
+
+def _keyboards(registry: Registry) -> None:
+    @registry.keyboard("models", trigger="model")
+    def models(turn: Turn) -> Keyboard:
+        return _model_rows(turn, "model", turn.engine.model_for(turn.record))
+
+    @registry.keyboard("default_models", trigger="default_model")
+    def default_models(turn: Turn) -> Keyboard:
+        return _model_rows(turn, "default_model", turn.engine.default_model)
+
+    @registry.keyboard("languages", trigger="lang")
+    def languages(turn: Turn) -> Keyboard:
+        return tuple(
+            (Button(("✅ " if lang == turn.language else "") + LANGUAGE_NAMES.get(lang, lang),
+                    "lang", lang),)
+            for lang in turn.engine.settings.bot.languages
+        )
+
+
+def _placeholders(registry: Registry) -> None:
+    @registry.placeholder("catalog")
+    def catalog(turn: Turn) -> str:
+        settings = turn.engine.settings
+        lines = []
+        for name, provider in settings.providers.items():
+            titles = " · ".join(m.title for m in settings.models_of(name))
+            if titles:
+                lines.append(f"• {provider.title}: {titles}")
+        return "\n".join(lines)
+
+    @registry.placeholder("current_model")
+    def current_model(turn: Turn) -> str:
+        model = turn.engine.settings.models[turn.engine.model_for(turn.record)]
+        return f"{model.title} ({turn.engine.settings.providers[model.provider].title})"
+
+    @registry.placeholder("default_model")
+    def default_model(turn: Turn) -> str:
+        return turn.engine.settings.models[turn.engine.default_model].title
+
+    @registry.placeholder("language_name")
+    def language_name(turn: Turn) -> str:
+        return LANGUAGE_NAMES.get(turn.language, turn.language)
+
+    @registry.placeholder("provider_status")
+    def provider_status(turn: Turn) -> str:
+        engine = turn.engine
+        lines = []
+        for name, provider in engine.settings.providers.items():
+            if engine.health is None:
+                lines.append(f"• {provider.title}: —")
+                continue
+            status = engine.health.status(name)
+            reason = f" — {status.reason}" if status.reason else ""
+            lines.append(f"• {provider.title}: {status.state}{reason}")
+        return "\n".join(lines)

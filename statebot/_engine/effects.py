@@ -1,0 +1,66 @@
+"""What the bot does, free of any transport. Each transport renders these its own way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    trigger: str
+    arg: str = ""
+
+    @property
+    def data(self) -> str:
+        """Callback data: short, and checked against the current state when pressed."""
+        return f"{self.trigger}:{self.arg}" if self.arg else self.trigger
+
+
+Keyboard = tuple[tuple[Button, ...], ...]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message with optional buttons. ``edit`` asks to edit the menu that was pressed."""
+
+    text: str
+    buttons: Keyboard = ()
+    edit: bool = False
+    state: str = ""  # the state that produced it, for traces and tests
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A short answer to a button press (Telegram's callback answer toast)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerStarted:
+    answer_id: int
+    model: str  # model key
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    answer_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDone:
+    """The answer's final text. ``complete`` is False when the stream broke or was stopped."""
+
+    answer_id: int
+    text: str
+    model: str | None
+    complete: bool = True
+
+
+Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone
+
+
+def flatten(buttons: Keyboard) -> list[Button]:
+    return [button for row in buttons for button in row]

@@ -1,0 +1,298 @@
+"""The engine: one event for one chat in, effects out, state saved.
+
+Events of one chat are handled strictly in order (a FIFO lock per chat); chats run concurrently.
+An answer streams in a task of its own so that ``/stop`` or a menu press is handled while it runs;
+what the router learns on the way (``provider_down``, ``all_down``...) comes back as system events
+through the same ordered door, so that the flows, not Python, decide what the user is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+from .._clock import Clock, SystemClock
+from .._flows.model import TEXT_TRIGGER, FlowSet
+from .._settings import Settings
+from .._store.base import ChatRecord, Store
+from .effects import AnswerDelta, AnswerDone, AnswerStarted, Effect
+from .events import Event, Kind
+from .machine import FlowMachine
+from .registry import Registry, Turn
+from .render import keyboard_for
+
+log = logging.getLogger("statebot.engine")
+
+Deliver = Callable[[int, Effect], Awaitable[None]]
+
+
+class RouteEventLike(Protocol):
+    name: str
+    data: dict[str, Any]
+
+
+class RouterLike(Protocol):
+    async def ask(
+        self,
+        model_key: str,
+        messages: list[dict[str, str]],
+        on_delta: Callable[[str], Awaitable[None]] | None = None,
+        on_event: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> Any: ...
+
+
+async def _discard(chat_id: int, effect: Effect) -> None:
+    return None
+
+
+class _ChatLocks:
+    """A FIFO lock per chat, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, chat_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
+        self._locks[chat_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[chat_id]
+            if users <= 1:
+                del self._locks[chat_id]
+            else:
+                self._locks[chat_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        flows: FlowSet,
+        registry: Registry,
+        store: Store,
+        router: RouterLike,
+        *,
+        health: Any = None,
+        clock: Clock | None = None,
+        deliver: Deliver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.flows = flows
+        self.registry = registry
+        self.store = store
+        self.router = router
+        self.health = health
+        self.clock = clock or SystemClock()
+        self.deliver: Deliver = deliver or _discard
+        self.machine = FlowMachine(flows, registry)
+        self.default_model = settings.bot.default_model
+        self.entered: set[str] = set()
+        self._locks = _ChatLocks()
+        self._answers: dict[int, asyncio.Task[None]] = {}
+        self._answer_ids = itertools.count(1)
+        self._listeners: list[Callable[[int, str], None]] = []
+
+    async def start(self) -> None:
+        """Read what admins changed at run time (the default model) from the store."""
+        stored = await self.store.get_setting("default_model")
+        if isinstance(stored, str) and stored in self.settings.models:
+            self.default_model = stored
+
+    def reload(self, settings: Settings, flows: FlowSet) -> None:
+        """Swap in a new flow set and settings, already validated by the caller."""
+        self.machine = FlowMachine(flows, self.registry)
+        self.flows, self.settings = flows, settings
+
+    # --- the ordered door ---------------------------------------------------------------------
+
+    async def handle(self, event: Event) -> bool:
+        """Handle one event; False when its update was handled before and is skipped."""
+        async with self._locks.hold(event.chat_id):
+            if event.update_id is not None and await self.store.is_processed(event.update_id):
+                log.info("update %s already handled, skipped", event.update_id)
+                return False
+            record = await self.store.load(event.chat_id)
+            if record.state not in self.flows.states:
+                record.state = self.flows.entry
+            if event.language:
+                record.data["telegram_language"] = event.language
+            turn = Turn(self, record, event, self.language_for(record))
+            await self._dispatch(turn)
+            await self.store.save(record, update_id=event.update_id)
+            return True
+
+    async def _dispatch(self, turn: Turn) -> None:
+        event = turn.event
+        if event.kind is Kind.SYSTEM and event.name == "answered":
+            self._remember(turn.record, event.payload)
+        trigger = self._trigger(turn)
+        if trigger is None or not await self.machine.fire(turn, trigger):
+            fallback = {
+                Kind.COMMAND: "unknown_command",
+                Kind.PRESS: "stale_press",
+                Kind.TEXT: "unhandled_text",
+            }.get(event.kind)
+            if fallback and self.machine.can_fire(turn.record.state, fallback):
+                await self.machine.fire(turn, fallback)
+
+    def _trigger(self, turn: Turn) -> str | None:
+        """The trigger this event may fire in the chat's state: never user data taken as is."""
+        event, state = turn.event, turn.record.state
+        if event.kind is Kind.PRESS:
+            current = {b.data: b for row in keyboard_for(turn, self.flows.states[state]) for b in row}
+            button = current.get(event.data)
+            if button is None or not self.machine.can_fire(state, button.trigger):
+                return None  # stale or forged: changes nothing
+            turn.arg = button.arg
+            return button.trigger
+        name = TEXT_TRIGGER if event.kind is Kind.TEXT else event.name
+        return name if self.machine.can_fire(state, name) else None
+
+    # --- what actions use -----------------------------------------------------------------
+
+    def language_for(self, record: ChatRecord) -> str:
+        languages = self.settings.bot.languages
+        for candidate in (record.language, record.data.get("telegram_language")):
+            if isinstance(candidate, str):
+                short = candidate.split("-", 1)[0].lower()
+                if short in languages:
+                    return short
+        return self.settings.bot.default_language
+
+    def model_for(self, record: ChatRecord) -> str:
+        if record.model in self.settings.models:
+            return record.model
+        return self.default_model
+
+    def trace(self, chat_id: int, state: str) -> None:
+        self.entered.add(state)
+        for listener in self._listeners:
+            listener(chat_id, state)
+
+    def on_enter(self, listener: Callable[[int, str], None]) -> None:
+        self._listeners.append(listener)
+
+    async def show_current(self, turn: Turn, *, edit: bool = False) -> None:
+        await self.machine.show_state(turn, turn.record.state, edit=edit)
+
+    # --- answers --------------------------------------------------------------------------
+
+    def answering(self, chat_id: int) -> bool:
+        task = self._answers.get(chat_id)
+        return task is not None and not task.done()
+
+    def start_answer(self, turn: Turn, question: str) -> None:
+        record = turn.record
+        model = self.model_for(record)
+        messages = self.messages_for(record, model, question)
+        task = asyncio.create_task(self._answer(record.chat_id, question, model, messages))
+        self._answers[record.chat_id] = task
+
+    def stop_answer(self, chat_id: int) -> bool:
+        task = self._answers.get(chat_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    def messages_for(self, record: ChatRecord, model: str, question: str) -> list[dict[str, str]]:
+        """The newest history that fits the model's budget, then the question."""
+        budget = self.settings.models[model].history_chars - len(question)
+        kept: list[dict[str, str]] = []
+        for turn in reversed(record.history):
+            budget -= len(turn.get("content", ""))
+            if budget < 0:
+                break
+            kept.append({"role": turn["role"], "content": turn["content"]})
+        dropped = len(record.history) - len(kept)
+        record.data["history_dropped"] = dropped
+        return [*reversed(kept), {"role": "user", "content": question}]
+
+    def _remember(self, record: ChatRecord, payload: dict[str, Any]) -> None:
+        answer = payload.get("answer", "")
+        if payload.get("question") and answer:
+            record.history.append({"role": "user", "content": payload["question"]})
+            record.history.append({"role": "assistant", "content": answer})
+
+    async def _answer(
+        self, chat_id: int, question: str, model: str, messages: list[dict[str, str]]
+    ) -> None:
+        answer_id = next(self._answer_ids)
+        parts: list[str] = []
+
+        async def on_delta(piece: str) -> None:
+            if not parts:
+                await self.deliver(chat_id, AnswerStarted(answer_id, model))
+            parts.append(piece)
+            await self.deliver(chat_id, AnswerDelta(answer_id, piece))
+
+        delivered: list[Any] = []
+        after_answer: list[Any] = []  # what the router says once the answer has begun
+
+        async def on_event(route_event: Any) -> None:
+            delivered.append(route_event)
+            if parts:
+                after_answer.append(route_event)
+                return
+            payload = self._payload(route_event.data)
+            await self.handle(Event.system(chat_id, route_event.name, **payload))
+
+        answered_by: str | None = None
+        complete = False
+        try:
+            result = await self.router.ask(model, messages, on_delta=on_delta, on_event=on_event)
+            answered_by, complete = result.model_key, result.complete
+            after_answer.extend(e for e in result.events if not any(e is d for d in delivered))
+        except asyncio.CancelledError:
+            log.info("answer in chat %s stopped", chat_id)
+        except Exception:
+            log.exception("answer in chat %s failed", chat_id)
+            await self.handle(Event.system(chat_id, "all_down"))
+        text = "".join(parts)
+        if parts:
+            await self.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
+        for route_event in after_answer:
+            payload = self._payload(route_event.data)
+            await self.handle(Event.system(chat_id, route_event.name, **payload))
+        await self.handle(Event.system(
+            chat_id, "answered", question=question, answer=text, complete=complete,
+            **self._payload({"model": answered_by or ""}),
+        ))
+
+    def _payload(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Route details as flows show them: titles, not ids."""
+        out = dict(data)
+        providers, models = self.settings.providers, self.settings.models
+        for key in ("provider", "offered_provider"):
+            if data.get(key) in providers:
+                out[key] = providers[data[key]].title
+        for key in ("model", "offered"):
+            if data.get(key) in models:
+                model = models[data[key]]
+                out[f"{key}_key"] = data[key]
+                out[key] = model.title
+                out[f"{key}_provider"] = providers[model.provider].title
+        return out
+
+    async def settle(self) -> None:
+        """Wait until no answer is running: what tests call between steps."""
+        while True:
+            running = [t for t in self._answers.values() if not t.done()]
+            if not running:
+                return
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in self._answers.values():
+            task.cancel()
+        await asyncio.gather(*self._answers.values(), return_exceptions=True)

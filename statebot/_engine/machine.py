@@ -1,0 +1,99 @@
+"""The flow set as one ``transitions`` machine, shared by every chat.
+
+A chat's state lives in the store, not in a model object kept attached: attaching thousands of
+models to one machine costs O(models) per attach (measured in design.md). Each event attaches a
+throwaway model at the chat's stored state, fires one trigger and detaches it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from .._flows.model import FlowSet, Transition
+from .effects import Reply
+from .registry import Registry, Turn
+from .render import allowed, keyboard_for, named_keyboard, render_text
+
+
+class _ChatModel:
+    """What ``transitions`` attaches: only the state, for the length of one event."""
+
+    state: str
+
+
+class FlowMachine:
+    def __init__(self, flows: FlowSet, registry: Registry) -> None:
+        self.flows = flows
+        self.registry = registry
+        self.machine = AsyncMachine(
+            model=None,
+            states=list(flows.states),
+            initial=flows.entry,
+            auto_transitions=False,  # no to_<state>(): only declared transitions can fire
+            send_event=True,
+        )
+        for state in flows.states.values():
+            for trigger in {*state.transitions, *flows.globals}:
+                for transition in flows.transitions_for(state.name, trigger):
+                    self._add(state.name, transition)
+
+    def _add(self, source: str, t: Transition) -> None:
+        self.machine.add_transition(
+            trigger=t.trigger,
+            source=source,
+            dest=t.dest,  # None: an internal transition, the state is not left
+            conditions=[self._guard(t)],
+            before=[self._actions(t)],
+            after=[self._show(t)],
+        )
+
+    def _guard(self, t: Transition) -> Callable[[Any], bool]:
+        def check(event_data: Any) -> bool:
+            return allowed(event_data.kwargs["turn"], t.guard, t.unless)
+
+        return check
+
+    def _actions(self, t: Transition) -> Callable[[Any], Awaitable[None]]:
+        async def run(event_data: Any) -> None:
+            turn: Turn = event_data.kwargs["turn"]
+            for name in t.actions:
+                await self.registry.actions[name](turn)
+
+        return run
+
+    def _show(self, t: Transition) -> Callable[[Any], Awaitable[None]]:
+        async def show(event_data: Any) -> None:
+            turn: Turn = event_data.kwargs["turn"]
+            if t.say is not None:
+                buttons = named_keyboard(turn, t.keyboard) if t.keyboard else ()
+                await turn.emit(Reply(render_text(turn, t.say), buttons, state=turn.record.state))
+            if t.dest is not None:
+                turn.engine.trace(turn.record.chat_id, t.dest)
+                if not t.silent:
+                    await self.show_state(turn, t.dest, edit=turn.event.kind == "press")
+
+        return show
+
+    async def show_state(self, turn: Turn, name: str, *, edit: bool = False) -> None:
+        state = self.flows.states[name]
+        if state.text is None:
+            return
+        text = render_text(turn, state.text)
+        await turn.emit(Reply(text, keyboard_for(turn, state), edit=edit, state=name))
+
+    def can_fire(self, state: str, trigger: str) -> bool:
+        return bool(self.flows.transitions_for(state, trigger))
+
+    async def fire(self, turn: Turn, trigger: str) -> bool:
+        """Fire ``trigger`` for the chat; True when a transition ran. Updates ``record.state``."""
+        model = _ChatModel()
+        self.machine.add_model(model, initial=turn.record.state)
+        try:
+            fired = bool(await model.trigger(trigger, turn=turn))  # type: ignore[attr-defined]
+            turn.record.state = model.state
+            return fired
+        finally:
+            self.machine.remove_model(model)

@@ -1,0 +1,104 @@
+"""The Python side of a flow: named actions, guards, keyboards and placeholders.
+
+A flow says ``do = "set_model"``; the Registry is where ``set_model`` is defined. The flow loader
+gets only the names (a Vocabulary), so that an unknown name is reported before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._flows.load import Vocabulary
+from .._store.base import ChatRecord
+from .effects import Effect, Keyboard
+from .events import Event
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+@dataclass
+class Turn:
+    """One event being handled for one chat: what actions, guards and placeholders see."""
+
+    engine: Engine
+    record: ChatRecord
+    event: Event
+    language: str
+    effects: list[Effect] = field(default_factory=list)
+    arg: str = ""  # the pressed button's argument, such as a model key
+
+    @property
+    def is_admin(self) -> bool:
+        return self.event.user_id in self.engine.settings.bot.admins
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.event.payload
+
+    async def emit(self, effect: Effect) -> None:
+        self.effects.append(effect)
+        await self.engine.deliver(self.record.chat_id, effect)
+
+
+Action = Callable[[Turn], Awaitable[None]]
+Guard = Callable[[Turn], bool]
+KeyboardBuilder = Callable[[Turn], Keyboard]
+Placeholder = Callable[[Turn], str]
+
+
+class Registry:
+    """Names a flow can use. ``statebot.Registry()`` starts with the built-ins."""
+
+    def __init__(self) -> None:
+        self.actions: dict[str, Action] = {}
+        self.guards: dict[str, Guard] = {}
+        self.keyboards: dict[str, tuple[str, KeyboardBuilder]] = {}
+        self.placeholders: dict[str, Placeholder] = {}
+        self.events: set[str] = set()
+
+    def action(self, name: str) -> Callable[[Action], Action]:
+        def register(func: Action) -> Action:
+            self.actions[name] = func
+            return func
+
+        return register
+
+    def guard(self, name: str) -> Callable[[Guard], Guard]:
+        def register(func: Guard) -> Guard:
+            self.guards[name] = func
+            return func
+
+        return register
+
+    def keyboard(self, name: str, trigger: str) -> Callable[[KeyboardBuilder], KeyboardBuilder]:
+        """A dynamic keyboard whose buttons fire ``trigger`` with the button's argument."""
+
+        def register(func: KeyboardBuilder) -> KeyboardBuilder:
+            self.keyboards[name] = (trigger, func)
+            return func
+
+        return register
+
+    def placeholder(self, name: str) -> Callable[[Placeholder], Placeholder]:
+        def register(func: Placeholder) -> Placeholder:
+            self.placeholders[name] = func
+            return func
+
+        return register
+
+    def event(self, *names: str) -> None:
+        """Declare system events, whose payload keys become placeholders of their own."""
+        self.events.update(names)
+
+    def vocabulary(self, languages: tuple[str, ...]) -> Vocabulary:
+        return Vocabulary(
+            languages=languages,
+            actions=frozenset(self.actions),
+            guards=frozenset(self.guards),
+            keyboards={name: trigger for name, (trigger, _) in self.keyboards.items()},
+            placeholders=frozenset(self.placeholders),
+            events=frozenset(self.events),
+        )

@@ -1,0 +1,303 @@
+"""One question's way through the providers: the chat's model first, then the fallback chain.
+
+The router never sends a user's request where health says it cannot be served, feeds every outcome
+back to health, and reports what happened as events, so that the flow (not Python code) decides
+what the user is told. A fallback answers this one question; the chat keeps its chosen model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from .._clock import Clock
+from .._errors import Outcome, ProviderError
+from .._settings import ModelSettings, Settings
+from .base import Backend, ChatRequest
+from .health import HealthBoard
+
+log = logging.getLogger(__name__)
+
+RETRY_TOKENS_START = 1.0  # so that a fresh bot's first transient 503 still gets its retry
+RETRY_TOKENS_CAP = 10.0  # bounds a burst of retries after a long quiet spell
+_MODEL_LEVEL = frozenset({Outcome.RATE_LIMITED, Outcome.MODEL_GONE})
+_STOP = {Outcome.TOO_LONG: "too_long", Outcome.BAD_REQUEST: "bad_request"}
+
+OnDelta = Callable[[str], Awaitable[None]]
+OnEvent = Callable[["RouteEvent"], Awaitable[None]]
+Sleep = Callable[[float], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class RouteEvent:
+    name: str
+    data: dict[str, str | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model tried (``outcome``) or passed over (``outcome`` None, ``skipped_reason`` why)."""
+
+    model_key: str
+    provider: str
+    outcome: Outcome | None
+    skipped_reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RouteResult:
+    text: str
+    model_key: str | None  # who answered, None when nobody did
+    complete: bool
+    events: list[RouteEvent] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """What one ``ask`` has gathered so far."""
+
+    chosen: str
+    pieces: list[str] = field(default_factory=list)
+    events: list[RouteEvent] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    current: str | None = None  # the model whose request is in flight
+    started: float = 0.0
+    answered: str | None = None
+    down: dict[str, str | int] | None = None  # the provider_down event's data, once emitted
+    model_level: bool = False  # the chosen model, not its provider, is what failed
+    broken: bool = False  # the answer stopped after its first piece
+    on_event: OnEvent | None = None
+    reported: int = 0  # events already passed to on_event
+
+    def event(self, name: str, **data: str | int) -> dict[str, str | int]:
+        self.events.append(RouteEvent(name, data))
+        return data
+
+
+class Router:
+    """Routes questions; ``sleep`` is injectable so tests of the capacity retry do not wait."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        health: HealthBoard,
+        clock: Clock,
+        rng: random.Random | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._health = health
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._tokens = RETRY_TOKENS_START
+        if health.probe is None:
+            health.probe = self.probe
+
+    def chain(self, model_key: str) -> list[str]:
+        """The chosen model, its provider's fallback model, then the other providers' in order.
+
+        The provider's own fallback model is tried only when the chosen MODEL failed (a rate
+        limit or a retired id): when the provider itself fails, its other models would too.
+        """
+        chosen = self._settings.models[model_key]
+        keys = [model_key]
+        own = self._settings.providers[chosen.provider].fallback_model
+        if own is not None and own != model_key:
+            keys.append(own)
+        for name in self._settings.bot.fallback:
+            if name == chosen.provider:
+                continue
+            fallback = self._settings.providers[name].fallback_model
+            if fallback is not None and fallback not in keys:
+                keys.append(fallback)
+        return keys
+
+    async def ask(
+        self,
+        model_key: str,
+        messages: list[dict[str, str]],
+        on_delta: OnDelta | None = None,
+        on_event: OnEvent | None = None,
+    ) -> RouteResult:
+        """Answer with ``model_key`` or a fallback, streaming the pieces to ``on_delta``.
+
+        ``on_event`` hears each event as soon as the user should: ``provider_down`` just before
+        the fallback's first piece (so the notice comes before the answer), the rest at the end.
+        """
+        budget = self._settings.health.retry_budget
+        self._tokens = min(RETRY_TOKENS_CAP, self._tokens + budget)
+        run = _Run(model_key, on_event=on_event)
+        deadline = asyncio.timeout(self._settings.health.request_deadline_seconds)
+        try:
+            async with deadline:
+                await self._route(run, messages, on_delta)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self._deadline_passed(run)
+        result = self._finish(run)
+        await self._report(run)
+        return result
+
+    async def probe(self, provider: str, model_key: str) -> None:
+        """One health probe: a tiny question; raises the ProviderError if it fails."""
+        model = self._settings.models[model_key]
+        question = ({"role": "user", "content": "ping"},)
+        request = ChatRequest(provider, model.id, question, probe=True)
+        async for _ in self._backend.stream(request):
+            pass
+
+    # --- inside ----------------------------------------------------------------------------
+
+    async def _route(
+        self, run: _Run, messages: list[dict[str, str]], on_delta: OnDelta | None
+    ) -> None:
+        for key in self.chain(run.chosen):
+            model = self._settings.models[key]
+            if not self._worth_trying(run, model):
+                continue
+            retried = False
+            while True:
+                if not self._health.can_serve(key):
+                    self._skip(run, model)
+                    break
+                try:
+                    await self._stream(run, model, messages, on_delta)
+                except ProviderError as error:
+                    self._failed(run, model, error)
+                    if run.pieces:
+                        self._broken(run, key)
+                        return
+                    if error.outcome in _STOP:
+                        run.event(_STOP[error.outcome], model=key, reason=error.reason)
+                        return
+                    if error.outcome is Outcome.CAPACITY and not retried and self._spend():
+                        retried = True
+                        jitter = self._rng.uniform(0.5, 1.5)
+                        await self._sleep(self._settings.health.capacity_retry_seconds * jitter)
+                        continue
+                    if key == run.chosen:
+                        run.model_level = error.outcome in _MODEL_LEVEL
+                        self._chosen_down(run, error.reason)
+                    break
+                else:
+                    self._health.record(key, Outcome.OK)
+                    run.attempts.append(self._attempt(run, model, Outcome.OK))
+                    run.answered = key
+                    return
+        run.event("all_down")
+
+    async def _stream(
+        self,
+        run: _Run,
+        model: ModelSettings,
+        messages: list[dict[str, str]],
+        on_delta: OnDelta | None,
+    ) -> None:
+        request = ChatRequest(model.provider, model.id, tuple(dict(m) for m in messages))
+        run.current, run.started = model.key, self._clock.now()
+        async for piece in self._backend.stream(request):
+            if piece:
+                if not run.pieces:
+                    if run.down is not None and not run.down["offered"]:
+                        run.down["offered"] = model.key
+                    await self._report(run)
+                run.pieces.append(piece)  # from here on, no switch to another provider
+                if on_delta is not None:
+                    await on_delta(piece)
+        run.current = None
+
+    async def _report(self, run: _Run) -> None:
+        while run.on_event is not None and run.reported < len(run.events):
+            run.reported += 1
+            await run.on_event(run.events[run.reported - 1])
+
+    def _attempt(
+        self, run: _Run, model: ModelSettings, outcome: Outcome | None, skipped: str = ""
+    ) -> Attempt:
+        seconds = 0.0 if outcome is None else self._clock.now() - run.started
+        return Attempt(model.key, model.provider, outcome, skipped, seconds)
+
+    def _skip(self, run: _Run, model: ModelSettings) -> None:
+        status = self._health.status(model.provider, model.key)
+        why = f"{status.state}: {status.reason}" if status.reason else status.state
+        run.attempts.append(self._attempt(run, model, None, why))
+        if model.key == run.chosen:
+            provider_state = self._health.status(model.provider).state
+            run.model_level = provider_state == "healthy"
+            self._chosen_down(run, why)
+
+    def _failed(self, run: _Run, model: ModelSettings, error: ProviderError) -> None:
+        run.current = None
+        log.info("%s failed: %s (%s)", model.key, error.outcome, error.reason)
+        self._health.record_error(model.key, error)
+        run.attempts.append(self._attempt(run, model, error.outcome))
+
+    def _chosen_down(self, run: _Run, reason: str) -> None:
+        model = self._settings.models[run.chosen]
+        episode = self._health.status(model.provider, model.key).episode
+        run.down = run.event(
+            "provider_down", provider=model.provider, model=model.key, reason=reason,
+            episode=episode, offered="",
+        )  # fmt: skip
+
+    def _broken(self, run: _Run, key: str) -> None:
+        run.answered, run.broken = key, True
+        self._fallback_answered(run)
+        run.event("stream_broken", model=key)
+
+    def _fallback_answered(self, run: _Run) -> None:
+        if run.answered is not None and run.answered != run.chosen:
+            title = self._settings.models[run.answered].title
+            run.event("answered_by_fallback", model=run.answered, title=title)
+
+    def _deadline_passed(self, run: _Run) -> None:
+        """The deadline cut an attempt: a timeout of that model, a broken stream if it spoke."""
+        if run.current is not None:
+            model = self._settings.models[run.current]
+            self._health.record(model.key, Outcome.TIMEOUT, reason="request deadline passed")
+            run.attempts.append(self._attempt(run, model, Outcome.TIMEOUT))
+            if run.pieces:
+                self._broken(run, model.key)
+                return
+            if model.key == run.chosen:
+                self._chosen_down(run, "request deadline passed")
+        run.event("all_down", reason="deadline")
+
+    def _finish(self, run: _Run) -> RouteResult:
+        complete = run.answered is not None and not run.broken
+        if complete:
+            self._fallback_answered(run)
+        if run.down is not None:
+            run.down["offered"] = run.answered or self._offer(run)
+        return RouteResult("".join(run.pieces), run.answered, complete, run.events, run.attempts)
+
+    def _offer(self, run: _Run) -> str:
+        """The first fallback that can serve now and did not just fail."""
+        failed = {a.model_key for a in run.attempts}
+        for key in self.chain(run.chosen)[1:]:
+            model = self._settings.models[key]
+            if self._worth_trying(run, model) and key not in failed and self._health.can_serve(key):
+                return key
+        return ""
+
+    def _worth_trying(self, run: _Run, model: ModelSettings) -> bool:
+        """Another model of the chosen one's provider only helps if the model was at fault."""
+        chosen = self._settings.models[run.chosen]
+        return model.key == chosen.key or model.provider != chosen.provider or run.model_level
+
+    def _spend(self) -> bool:
+        """Take one retry token if there is one: retries stay a share of all requests."""
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

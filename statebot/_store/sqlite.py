@@ -1,0 +1,276 @@
+"""The SQLite store: the default for a running bot.
+
+One file, one connection, owned by one worker thread: every blocking sqlite call runs there, so the
+event loop never waits on disk, and a single writer serialises writes within the process (no
+"database is locked" between our own tasks). Other processes are handled by ``busy_timeout``.
+sqlite3 errors become ``StoreError`` here and nowhere else, each naming the operation and the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .._errors import StoreError
+from .base import ChatRecord
+
+T = TypeVar("T")
+
+_NOW_SQL = "((julianday('now') - 2440587.5) * 86400.0)"  # Unix time; unixepoch() needs 3.42
+
+# MIGRATIONS[n] takes the schema from version n to n + 1 (version 0 is an empty file). Each step
+# runs in one transaction together with its ``PRAGMA user_version``, so a crash mid-way leaves the
+# old version intact. Append new steps; never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # v1: the first schema, one column per field.
+    (
+        "CREATE TABLE chats (chat_id INTEGER PRIMARY KEY, state TEXT NOT NULL DEFAULT '',"
+        " model TEXT, language TEXT, history_json TEXT NOT NULL DEFAULT '[]')",
+        "CREATE TABLE processed_updates (update_id INTEGER PRIMARY KEY)",
+    ),
+    # v2: the whole record as JSON (new fields need no migration), update ids with their chat and
+    # time (for forget and prune), bot-wide settings.
+    (
+        "CREATE TABLE chats_v2 (chat_id INTEGER PRIMARY KEY, record TEXT NOT NULL,"
+        " updated_at REAL NOT NULL)",
+        "INSERT INTO chats_v2 (chat_id, record, updated_at) SELECT chat_id,"
+        " json_object('state', coalesce(state, ''), 'model', model, 'language', language,"
+        " 'history', json(coalesce(history_json, '[]')), 'notices', json_object(),"
+        f" 'data', json_object()), {_NOW_SQL} FROM chats",
+        "DROP TABLE chats",
+        "ALTER TABLE chats_v2 RENAME TO chats",
+        "CREATE TABLE processed_v2 (update_id INTEGER PRIMARY KEY, chat_id INTEGER,"
+        " processed_at REAL NOT NULL)",
+        "INSERT INTO processed_v2 (update_id, chat_id, processed_at)"
+        f" SELECT update_id, NULL, {_NOW_SQL} FROM processed_updates",
+        "DROP TABLE processed_updates",
+        "ALTER TABLE processed_v2 RENAME TO processed_updates",
+        # Prune by time, not by id: Telegram restarts update ids at random after a quiet week.
+        "CREATE INDEX processed_updates_by_time ON processed_updates (processed_at)",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
+    """Run ``work`` in one write transaction. IMMEDIATE takes the write lock up front, so another
+    process holding it makes us wait (busy_timeout) instead of failing on a lock upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class SqliteStore:
+    """A ``Store`` in one SQLite file. Create with ``await SqliteStore.open(path)``."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self._path = str(path)
+        self._busy_ms = int(busy_timeout * 1000)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statebot-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout: float = 5.0) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at ``path``; ":memory:" works."""
+        store = cls(path, busy_timeout=busy_timeout)
+        try:
+            await store._run("open", store._connect)
+        except BaseException:
+            store._closed = True
+            store._executor.shutdown(wait=False)
+            raise
+        return store
+
+    # --- the Store protocol ---------------------------------------------------------------------
+
+    async def load(self, chat_id: int) -> ChatRecord:
+        row = await self._run(
+            f"load chat {chat_id}",
+            lambda: self._db.execute(
+                "SELECT record FROM chats WHERE chat_id = ?", (chat_id,)
+            ).fetchone(),
+        )
+        if row is None:
+            return ChatRecord(chat_id)
+        op = f"load chat {chat_id}"
+        try:
+            return ChatRecord.from_json(chat_id, self._decode(op, row[0]))
+        except (TypeError, AttributeError) as exc:  # JSON, but not an object of the right shape
+            raise StoreError(f"{op} from {self._path}: bad record: {exc}") from exc
+
+    async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None:
+        """Write the record and mark ``update_id`` processed in one transaction: both or neither."""
+        text = _dumps(record.to_json())  # unserialisable data fails here, as in MemoryStore
+        chat_id = record.chat_id
+
+        def work() -> None:
+            now = time.time()
+            self._db.execute(
+                "INSERT INTO chats (chat_id, record, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (chat_id) DO UPDATE"
+                " SET record = excluded.record, updated_at = excluded.updated_at",
+                (chat_id, text, now),
+            )
+            if update_id is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO processed_updates (update_id, chat_id, processed_at)"
+                    " VALUES (?, ?, ?)",
+                    (update_id, chat_id, now),
+                )
+
+        await self._run(f"save chat {chat_id}", lambda: _transaction(self._db, work))
+
+    async def is_processed(self, update_id: int) -> bool:
+        row = await self._run(
+            f"check update {update_id}",
+            lambda: self._db.execute(
+                "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,)
+            ).fetchone(),
+        )
+        return row is not None
+
+    async def forget(self, chat_id: int) -> None:
+        """Delete the chat and its update ids (a scan of processed_updates: rare, and bounded by
+        ``prune_updates``, so it does not earn an index that every save would pay for)."""
+
+        def work() -> None:
+            self._db.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM processed_updates WHERE chat_id = ?", (chat_id,))
+
+        await self._run(f"forget chat {chat_id}", lambda: _transaction(self._db, work))
+
+    async def get_setting(self, key: str) -> Any | None:
+        row = await self._run(
+            f"get setting {key!r}",
+            lambda: self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone(),
+        )
+        return None if row is None else self._decode(f"get setting {key!r}", row[0])
+
+    async def set_setting(self, key: str, value: Any) -> None:
+        text = _dumps(value)
+        await self._run(
+            f"set setting {key!r}",
+            lambda: self._db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, text),
+            ),
+        )
+
+    async def chat_ids(self) -> list[int]:
+        rows = await self._run(
+            "list chats",
+            lambda: self._db.execute("SELECT chat_id FROM chats ORDER BY chat_id").fetchall(),
+        )
+        return [int(row[0]) for row in rows]
+
+    async def close(self) -> None:
+        """Close the connection (checkpointing the WAL) and stop the worker. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._conn is not None:
+                await self._run("close", self._conn.close, allow_closed=True)
+        finally:
+            self._conn = None
+            self._executor.shutdown(wait=False)
+
+    # --- beyond the protocol --------------------------------------------------------------------
+
+    async def prune_updates(self, keep: int = 100_000) -> int:
+        """Keep only the ``keep`` most recently processed update ids; return how many went.
+        Telegram redelivers for at most a day, so old ids only cost space."""
+        sql = (
+            "DELETE FROM processed_updates WHERE update_id IN (SELECT update_id"
+            " FROM processed_updates ORDER BY processed_at DESC, update_id DESC LIMIT -1 OFFSET ?)"
+        )
+        return await self._run(
+            "prune updates",
+            lambda: _transaction(self._db, lambda: self._db.execute(sql, (max(keep, 0),)).rowcount),
+        )
+
+    # --- the worker thread ----------------------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self._path}: the store is closed")
+        return self._conn
+
+    async def _run(self, op: str, work: Callable[[], T], *, allow_closed: bool = False) -> T:
+        """Run ``work`` on the worker thread; sqlite errors become StoreError naming ``op``."""
+        if self._closed and not allow_closed:
+            raise StoreError(f"{op}: {self._path}: the store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, work)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{op} failed on {self._path}: {exc}") from exc
+
+    def _decode(self, op: str, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise StoreError(f"{op} from {self._path}: stored value is not JSON: {exc}") from exc
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)  # we issue BEGIN/COMMIT ourselves
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms:d}")
+            # WAL: readers never block the writer, and a commit is one append to the log.
+            # synchronous=NORMAL: no fsync per commit, only at checkpoints. A committed transaction
+            # is in the OS page cache, so it survives a process crash (even SIGKILL); only an OS
+            # crash or power loss may lose the last few commits, never corrupt the file.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION, one step per transaction. The version is re-read
+        under the write lock, so two processes opening an old file at once migrate it once."""
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = _user_version(conn)
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self._path} has schema version {version}, newer than this statebot "
+                        f"knows ({SCHEMA_VERSION}); upgrade statebot to open it"
+                    )
+                if version < SCHEMA_VERSION:
+                    for statement in MIGRATIONS[version]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version + 1:d}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            if version >= SCHEMA_VERSION:
+                return

@@ -1,0 +1,228 @@
+"""Test kit for flow authors: transcripts that read like a chat, with no network and no tokens.
+
+    kit = await BotKit.start(admins=[42])
+    chat = kit.chat(user_id=7)
+    await chat.send("/start")
+    assert chat.state == "welcome.greet"
+    await chat.press("🤖 Выбрать модель")
+    await chat.press("⚡ Cerebras Llama 3.1")
+    kit.providers.fail("groq", 403)          # the scripted providers (statebot.testing.ScriptedBackend)
+    kit.clock.advance(30)                    # a FakeClock: cooldowns and probes without sleeping
+
+Every chat's effects are recorded in order; ``chat.text`` is the last message's text and
+``chat.buttons`` its button labels. ``send`` and ``press`` wait until the bot is idle again (answers
+streamed, events handled) unless called with ``wait=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ._bot import Bot, build_bot, load_config
+from ._clock import FakeClock
+from ._engine.effects import AnswerDelta, AnswerDone, Button, Effect, Notice, Reply, flatten
+from ._engine.events import Event
+from ._engine.registry import Registry
+from ._errors import Outcome
+from ._providers.scripted import ScriptedBackend
+from ._settings import Settings
+from ._store.base import ChatRecord, Store
+
+__all__ = ["BotKit", "ChatKit", "FakeClock", "Outcome", "ScriptedBackend"]
+
+HERE = Path.cwd()
+
+
+class BotKit:
+    """One bot in-process: scripted providers, a fake clock, a memory store, many chats."""
+
+    def __init__(self, bot: Bot, providers: ScriptedBackend, clock: FakeClock) -> None:
+        self.bot = bot
+        self.providers = providers
+        self.clock = clock
+        self.chats: dict[int, ChatKit] = {}
+        self.effects: dict[int, list[Effect]] = {}
+
+    @classmethod
+    async def start(
+        cls,
+        settings: str | Path | Settings = "settings.toml",
+        flows: str | Path = "flows",
+        *,
+        admins: Iterable[int] = (),
+        missing_keys: Iterable[str] = (),
+        store: Store | None = None,
+        registry: Registry | None = None,
+        clock: FakeClock | None = None,
+        providers: ScriptedBackend | None = None,
+    ) -> BotKit:
+        """Load settings and flows (checked as ``statebot check`` does) and start a bot on them.
+
+        ``admins`` adds admin ids; ``missing_keys`` names providers that start with no key.
+        """
+        loaded, flow_set = load_config(
+            settings if not isinstance(settings, Settings) else _path_of(settings), flows, registry
+        )
+        if isinstance(settings, Settings):
+            loaded = settings
+        if admins:
+            bot_settings = dataclasses.replace(loaded.bot, admins=loaded.bot.admins | set(admins))
+            loaded = dataclasses.replace(loaded, bot=bot_settings)
+        clock = clock or FakeClock()
+        providers = providers or ScriptedBackend(loaded)
+        kit: BotKit
+
+        async def deliver(chat_id: int, effect: Effect) -> None:
+            kit.effects.setdefault(chat_id, []).append(effect)
+
+        bot = await build_bot(loaded, flow_set, store=store, backend=providers, registry=registry,
+                              clock=clock, deliver=deliver)
+        kit = cls(bot, providers, clock)
+        for name in missing_keys:
+            key_env = loaded.providers[name].key_env
+            bot.health.disable(name, f"no key: set {key_env}")
+        return kit
+
+    def chat(self, chat_id: int = 1, *, user_id: int | None = None, language: str = "ru") -> ChatKit:
+        if chat_id not in self.chats:
+            self.chats[chat_id] = ChatKit(self, chat_id, user_id or chat_id, language)
+        return self.chats[chat_id]
+
+    @property
+    def states_entered(self) -> set[str]:
+        """Every state any chat entered, from the engine's own trace."""
+        return set(self.bot.engine.entered)
+
+    async def settle(self) -> None:
+        await self.bot.engine.settle()
+        await self.bot.health.settle()
+        await self.bot.engine.settle()
+
+    async def aclose(self) -> None:
+        await self.bot.aclose()
+
+    async def __aenter__(self) -> BotKit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class ChatKit:
+    """One user's private chat with the bot."""
+
+    def __init__(self, kit: BotKit, chat_id: int, user_id: int, language: str) -> None:
+        self.kit = kit
+        self.chat_id = chat_id
+        self.user_id = user_id
+        self.language = language
+        self._update_ids = iter(range(chat_id * 1_000_000, (chat_id + 1) * 1_000_000))
+
+    # --- acting ---------------------------------------------------------------------------
+
+    async def send(self, text: str, *, wait: bool = True) -> list[Effect]:
+        """Send a message (a command when it starts with '/'); returns the effects it caused."""
+        event = Event.message(self.chat_id, text, **self._who())
+        return await self._run(event, wait)
+
+    async def press(self, button: str, *, wait: bool = True) -> list[Effect]:
+        """Press a button of the newest keyboard by its label (or a unique part of it) or data."""
+        return await self.press_data(self._find(button).data, wait=wait)
+
+    async def press_data(self, data: str, *, wait: bool = True) -> list[Effect]:
+        """Press with raw callback data, as a stale or forged press would arrive."""
+        return await self._run(Event.press(self.chat_id, data, **self._who()), wait)
+
+    async def _run(self, event: Event, wait: bool) -> list[Effect]:
+        before = len(self.effects)
+        await self.kit.bot.engine.handle(event)
+        if wait:
+            await self.kit.settle()
+        return self.effects[before:]
+
+    def _who(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "language": self.language,
+                "update_id": next(self._update_ids)}
+
+    # --- reading --------------------------------------------------------------------------
+
+    @property
+    def effects(self) -> list[Effect]:
+        return self.kit.effects.setdefault(self.chat_id, [])
+
+    @property
+    def replies(self) -> list[Reply]:
+        return [e for e in self.effects if isinstance(e, Reply)]
+
+    @property
+    def texts(self) -> list[str]:
+        """Every message text so far, answers included, in order."""
+        out = []
+        for effect in self.effects:
+            if isinstance(effect, Reply | Notice):
+                out.append(effect.text)
+            elif isinstance(effect, AnswerDone):
+                out.append(effect.text)
+        return out
+
+    @property
+    def text(self) -> str:
+        """The newest message (a reply or a finished answer)."""
+        return self.texts[-1] if self.texts else ""
+
+    @property
+    def answers(self) -> list[AnswerDone]:
+        return [e for e in self.effects if isinstance(e, AnswerDone)]
+
+    @property
+    def streamed(self) -> str:
+        """Every answer piece streamed so far, joined: what the user saw arrive."""
+        return "".join(e.text for e in self.effects if isinstance(e, AnswerDelta))
+
+    @property
+    def keyboard(self) -> list[Button]:
+        for reply in reversed(self.replies):
+            if reply.buttons:
+                return flatten(reply.buttons)
+        return []
+
+    @property
+    def buttons(self) -> list[str]:
+        """Labels of the newest keyboard."""
+        return [b.label for b in self.keyboard]
+
+    @property
+    def state(self) -> str:
+        """The chat's state as stored: what the bot would resume from after a restart."""
+        record = self._record_now()
+        return record.state if record else self.kit.bot.flows.entry
+
+    async def record(self) -> ChatRecord:
+        return await self.kit.bot.store.load(self.chat_id)
+
+    def _record_now(self) -> ChatRecord | None:
+        store = self.kit.bot.store
+        chats = getattr(store, "_chats", None)
+        if chats is None or self.chat_id not in chats:
+            return None
+        return ChatRecord.from_json(self.chat_id, chats[self.chat_id])
+
+    def _find(self, wanted: str) -> Button:
+        keyboard = self.keyboard
+        for match in (
+            lambda b: b.label == wanted or b.data == wanted,
+            lambda b: b.label.removeprefix("✅ ") == wanted,
+            lambda b: wanted in b.label,
+        ):
+            found = [b for b in keyboard if match(b)]
+            if len(found) == 1:
+                return found[0]
+        labels = ", ".join(repr(b.label) for b in keyboard) or "no buttons"
+        raise AssertionError(f"no single button {wanted!r} on the newest keyboard ({labels})")
+
+
+def _path_of(settings: Settings) -> str:
+    return settings.path

@@ -1,0 +1,225 @@
+"""Health machines: what each outcome does, cooldowns, open circuits, probes and backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from statebot._clock import FakeClock
+from statebot._errors import Outcome, ServerError
+from statebot._providers.health import HealthBoard, HealthChange, Probe
+from statebot._settings import (
+    BotSettings,
+    HealthSettings,
+    ModelSettings,
+    ProviderSettings,
+    Settings,
+)
+
+KEYS = {"groq": "GROQ_API_KEY", "cerebras": "CEREBRAS_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
+CATALOG = [  # key, provider, id, title; the first model of each provider is its fallback model
+    ("groq-llama-33", "groq", "llama-3.3-70b-versatile", "🚀 Llama 3.3 70B"),
+    ("groq-kimi-k2", "groq", "moonshotai/kimi-k2-instruct-0905", "🌙 Kimi K2"),
+    ("cerebras-llama-31", "cerebras", "llama3.1-8b", "⚡ Llama 3.1 8B"),
+    ("openrouter-glm-45", "openrouter", "z-ai/glm-4.5-air:free", "🤖 GLM-4.5"),
+]
+
+
+def make_settings(**health: Any) -> Settings:
+    """A small copy of settings.toml: three providers, two Groq models."""
+    models = {key: ModelSettings(key, p, id_, title, title) for key, p, id_, title in CATALOG}
+    providers = {
+        name: ProviderSettings(
+            name, name.capitalize(), f"https://{name}.test/v1", env,
+            fallback_model=next(m.key for m in models.values() if m.provider == name),
+        )
+        for name, env in KEYS.items()
+    }  # fmt: skip
+    bot = BotSettings("groq-llama-33", fallback=tuple(KEYS))
+    return Settings(bot, providers, models, HealthSettings(**health))
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in KEYS.values():
+        monkeypatch.setenv(env, "test-key")
+
+
+def board(
+    probe: Probe | None = None, **health: Any
+) -> tuple[HealthBoard, FakeClock, list[HealthChange]]:
+    clock, changes = FakeClock(), list[HealthChange]()
+    return HealthBoard(make_settings(**health), clock, probe, changes.append), clock, changes
+
+
+def test_every_outcome_is_in_the_table() -> None:
+    assert {row[0] for row in TABLE} == set(Outcome)
+
+
+TABLE = [
+    # outcome, the provider's state, the model's state: after failures_to_open (3) in a row
+    (Outcome.OK, "healthy", "healthy"),
+    (Outcome.RATE_LIMITED, "healthy", "cooldown"),
+    (Outcome.CAPACITY, "open", "healthy"),
+    (Outcome.SERVER, "open", "healthy"),
+    (Outcome.TIMEOUT, "open", "healthy"),
+    (Outcome.CONNECT, "open", "healthy"),
+    (Outcome.BROKEN_STREAM, "open", "healthy"),
+    (Outcome.BAD_RESPONSE, "open", "healthy"),
+    (Outcome.AUTH, "disabled", "healthy"),
+    (Outcome.REGION, "disabled", "healthy"),
+    (Outcome.MODEL_GONE, "healthy", "disabled"),
+    (Outcome.TOO_LONG, "healthy", "healthy"),
+    (Outcome.BAD_REQUEST, "healthy", "healthy"),
+]
+
+
+@pytest.mark.parametrize(("outcome", "provider_state", "model_state"), TABLE)
+def test_outcome_moves_health(outcome: Outcome, provider_state: str, model_state: str) -> None:
+    health, _, _ = board()
+    for _ in range(3):
+        health.record("groq-kimi-k2", outcome, reason="because")
+    assert health.status("groq").state == provider_state
+    assert health.status("groq", "groq-kimi-k2").state in (provider_state, model_state)
+    assert health.snapshot()[("groq", "groq-kimi-k2")].state == model_state
+    serves = provider_state == "healthy" and model_state == "healthy"
+    assert health.can_serve("groq-kimi-k2") is serves
+    # a model's trouble stays with that model; the other providers never notice
+    assert health.can_serve("groq-llama-33") is (provider_state == "healthy")
+    assert health.can_serve("cerebras-llama-31")
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "state"),
+    [
+        ([Outcome.SERVER] * 2, "healthy"),
+        ([Outcome.SERVER, Outcome.SERVER, Outcome.OK, Outcome.SERVER], "healthy"),
+        ([Outcome.SERVER, Outcome.TOO_LONG, Outcome.SERVER, Outcome.TIMEOUT], "open"),
+        ([Outcome.CAPACITY, Outcome.CONNECT, Outcome.BROKEN_STREAM], "open"),
+    ],
+)
+def test_only_failures_in_a_row_open(outcomes: list[Outcome], state: str) -> None:
+    health, _, _ = board()
+    for outcome in outcomes:
+        health.record("groq-llama-33", outcome)
+    assert health.status("groq").state == state
+
+
+def test_missing_key_disables_from_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROQ_API_KEY")
+    health, _, changes = board()
+    status = health.status("groq")
+    assert (status.state, status.reason) == ("disabled", "no key: set GROQ_API_KEY")
+    assert status.episode >= 1
+    assert not health.can_serve("groq-llama-33") and not health.can_serve("groq-kimi-k2")
+    assert health.can_serve("cerebras-llama-31")
+    assert [(c.provider, c.new) for c in changes] == [("groq", "disabled")]
+    demo = HealthBoard(make_settings(), FakeClock(), demo=True)
+    assert demo.can_serve("groq-llama-33")
+
+
+@pytest.mark.parametrize(("retry_after", "reset"), [(30.0, 30.0), (2.5, 2.5), (None, 60.0)])
+def test_rate_limit_cools_the_model_until_the_announced_reset(
+    retry_after: float | None, reset: float
+) -> None:
+    health, clock, changes = board()
+    health.record("groq-kimi-k2", Outcome.RATE_LIMITED, retry_after=retry_after)
+    status = health.status("groq", "groq-kimi-k2")
+    assert status.state == "cooldown"
+    assert status.until_wall == pytest.approx(clock.wall() + reset)
+    assert health.can_serve("groq-llama-33")  # the other model of the provider still serves
+    clock.advance(reset - 0.001)
+    assert health.status("groq", "groq-kimi-k2").state == "cooldown"
+    clock.advance(0.001)
+    assert health.status("groq", "groq-kimi-k2").state == "healthy"
+    assert health.can_serve("groq-kimi-k2")
+    assert [(c.model_key, c.old, c.new) for c in changes] == [
+        ("groq-kimi-k2", "healthy", "cooldown"),
+        ("groq-kimi-k2", "cooldown", "healthy"),
+    ]
+
+
+async def test_backoff_doubles_up_to_the_cap() -> None:
+    probes: list[tuple[str, str]] = []
+
+    async def failing_probe(provider: str, model_key: str) -> None:
+        probes.append((provider, model_key))
+        raise ServerError("still down", provider=provider, status=500)
+
+    health, clock, _ = board(failing_probe, open_seconds=30, open_max_seconds=600)
+    for _ in range(3):
+        health.record("groq-llama-33", Outcome.SERVER)
+    waits = []
+    for _ in range(7):
+        status = health.status("groq")
+        assert status.state == "open" and status.until_wall is not None
+        wait = status.until_wall - clock.wall()
+        waits.append(wait)
+        clock.advance(wait - 0.001)
+        assert health.status("groq").state == "open" and not health.can_serve("groq-llama-33")
+        clock.advance(0.001)
+        assert health.status("groq").state == "half_open"
+        await health.settle()
+    assert waits == [30, 60, 120, 240, 480, 600, 600]
+    assert probes == [("groq", "groq-llama-33")] * 7  # one per open interval, fallback model
+
+
+async def test_probe_success_closes_and_resets_the_wait() -> None:
+    answer = asyncio.Event()
+    calls = 0
+
+    async def probe(provider: str, model_key: str) -> None:
+        nonlocal calls
+        calls += 1
+        await answer.wait()
+
+    health, clock, changes = board(probe)
+    for _ in range(3):
+        health.record("groq-llama-33", Outcome.TIMEOUT)
+    clock.advance(30)
+    await asyncio.sleep(0)
+    clock.advance(1000)  # time passes while the probe is in flight: no second probe
+    await asyncio.sleep(0)
+    assert calls == 1 and health.status("groq").state == "half_open"
+    assert not health.can_serve("groq-llama-33")
+    answer.set()
+    await health.settle()
+    assert health.status("groq").state == "healthy" and health.can_serve("groq-llama-33")
+    assert [c.new for c in changes if c.provider == "groq"] == ["open", "half_open", "healthy"]
+    for _ in range(3):
+        health.record("groq-llama-33", Outcome.TIMEOUT)
+    until = health.status("groq").until_wall
+    assert until is not None and until - clock.wall() == 30
+
+
+def test_admin_disable_enable_and_episodes() -> None:
+    health, _, changes = board()
+    health.disable("cerebras", "maintenance")
+    first = health.status("cerebras")
+    assert (first.state, first.reason) == ("disabled", "maintenance")
+    health.enable("cerebras")
+    assert health.status("cerebras").state == "healthy"
+    health.record("groq-kimi-k2", Outcome.MODEL_GONE, reason="model_decommissioned")
+    health.disable("cerebras", "again")
+    episodes = [health.status("cerebras").episode, health.status("groq", "groq-kimi-k2").episode]
+    assert len({first.episode, *episodes}) == 3  # every departure from healthy is a new episode
+    health.enable_model("groq-kimi-k2")
+    assert health.can_serve("groq-kimi-k2")
+    assert [(c.provider, c.new) for c in changes] == [
+        ("cerebras", "disabled"),
+        ("cerebras", "healthy"),
+        ("groq", "disabled"),
+        ("cerebras", "disabled"),
+        ("groq", "healthy"),
+    ]
+
+
+def test_a_failing_notifier_does_not_break_health() -> None:
+    def broken(change: HealthChange) -> None:
+        raise RuntimeError("telegram is down too")
+
+    health = HealthBoard(make_settings(), FakeClock(), None, broken)
+    health.record("groq-llama-33", Outcome.AUTH)
+    assert health.status("groq").state == "disabled"

@@ -1,0 +1,320 @@
+"""The router over a scripted backend: the seed's scenarios, open circuits, retries, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from statebot._clock import FakeClock
+from statebot._errors import (
+    AuthRejected,
+    BadRequest,
+    ContextTooLong,
+    ModelGone,
+    Outcome,
+    Overloaded,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    RegionBlocked,
+    ServerError,
+)
+from statebot._providers.base import ChatRequest
+from statebot._providers.health import HealthBoard, HealthChange
+from statebot._providers.router import Router, RouteResult
+from statebot._providers.scripted import ScriptedBackend
+from statebot._settings import (
+    BotSettings,
+    HealthSettings,
+    ModelSettings,
+    ProviderSettings,
+    Settings,
+)
+
+KEYS = {"groq": "GROQ_API_KEY", "cerebras": "CEREBRAS_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
+CATALOG = [  # key, provider, id, title; the first model of each provider is its fallback model
+    ("groq-llama-33", "groq", "llama-3.3-70b-versatile", "🚀 Llama 3.3 70B"),
+    ("groq-kimi-k2", "groq", "moonshotai/kimi-k2-instruct-0905", "🌙 Kimi K2"),
+    ("cerebras-llama-31", "cerebras", "llama3.1-8b", "⚡ Llama 3.1 8B"),
+    ("openrouter-glm-45", "openrouter", "z-ai/glm-4.5-air:free", "🤖 GLM-4.5"),
+]
+LLAMA, KIMI, CEREBRAS, GLM = (row[0] for row in CATALOG)
+
+
+def make_settings(**health: Any) -> Settings:
+    """A small copy of settings.toml: three providers, two Groq models."""
+    models = {key: ModelSettings(key, p, id_, title, title) for key, p, id_, title in CATALOG}
+    providers = {
+        name: ProviderSettings(
+            name, name.capitalize(), f"https://{name}.test/v1", env,
+            fallback_model=next(m.key for m in models.values() if m.provider == name),
+        )
+        for name, env in KEYS.items()
+    }  # fmt: skip
+    bot = BotSettings(LLAMA, fallback=tuple(KEYS))
+    return Settings(bot, providers, models, HealthSettings(**health))
+
+
+@dataclass
+class World:
+    backend: ScriptedBackend
+    health: HealthBoard
+    router: Router
+    clock: FakeClock
+    changes: list[HealthChange] = field(default_factory=list)
+    sleeps: list[float] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+
+    async def ask(self, model_key: str = LLAMA, text: str = "hi") -> RouteResult:
+        async def on_delta(piece: str) -> None:
+            self.shown.append(piece)
+
+        self.shown.clear()
+        return await self.router.ask(model_key, [{"role": "user", "content": text}], on_delta)
+
+
+def world(**health: Any) -> World:
+    settings, clock = make_settings(**health), FakeClock()
+    backend = ScriptedBackend(settings)
+    changes: list[HealthChange] = []
+    board = HealthBoard(settings, clock, None, changes.append)
+    sleeps: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    router = Router(settings, backend, board, clock, random.Random(7), sleep=no_sleep)
+    return World(backend, board, router, clock, changes, sleeps)
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for env in KEYS.values():
+        monkeypatch.setenv(env, "test-key")
+
+
+def names(result: RouteResult) -> list[str]:
+    return [e.name for e in result.events]
+
+
+# --- the seed's three scenarios --------------------------------------------------------------
+
+
+async def test_seed_1_groq_answers() -> None:
+    w = world()
+    result = await w.ask(text="привет")
+    assert result.text == "[llama-3.3-70b-versatile] answer to: привет"
+    assert (result.model_key, result.complete, result.events) == (LLAMA, True, [])
+    assert "".join(w.shown) == result.text and len(w.shown) > 1  # streamed in pieces
+    assert [(a.model_key, a.outcome) for a in result.attempts] == [(LLAMA, Outcome.OK)]
+
+
+async def test_seed_2_groq_403_offers_cerebras_which_answers() -> None:
+    w = world()
+    w.backend.fail("groq", 403)
+    result = await w.ask()
+    assert names(result) == ["provider_down", "answered_by_fallback"]
+    down, answered = (e.data for e in result.events)
+    assert down["provider"] == "groq" and down["model"] == LLAMA
+    assert down["offered"] == CEREBRAS and down["episode"] == w.health.status("groq").episode
+    assert answered == {"model": CEREBRAS, "title": "⚡ Llama 3.1 8B"}
+    assert (result.model_key, result.complete) == (CEREBRAS, True)
+    assert result.text.startswith("[llama3.1-8b]")
+    assert w.health.status("groq").state == "disabled"
+    again = await w.ask()  # the chat keeps Groq; Groq is not asked again while disabled
+    assert w.backend.count("groq") == 1 and again.model_key == CEREBRAS
+    assert again.events[0].data["episode"] == down["episode"]  # same change: notice shown once
+    assert again.attempts[0].outcome is None and "disabled" in again.attempts[0].skipped_reason
+
+
+async def test_seed_3_everything_fails() -> None:
+    w = world()
+    for provider in KEYS:
+        w.backend.fail(provider, 500)
+    result = await w.ask()
+    assert names(result) == ["provider_down", "all_down"]
+    assert result.events[0].data["offered"] == ""
+    assert (result.text, result.model_key, result.complete) == ("", None, False)
+    assert [a.outcome for a in result.attempts] == [Outcome.SERVER] * 3
+
+
+async def test_missing_key_disables_groq_before_any_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GROQ_API_KEY")
+    w = world()
+    result = await w.ask()
+    assert w.backend.count("groq") == 0 and result.model_key == CEREBRAS
+    assert result.attempts[0].skipped_reason == "disabled: no key: set GROQ_API_KEY"
+    assert result.events[0].data["reason"] == "disabled: no key: set GROQ_API_KEY"
+
+
+@pytest.mark.parametrize(
+    "failure", [429, 401, 402, Outcome.REGION, 404, 500, 502, Outcome.TIMEOUT, Outcome.CONNECT,
+                Outcome.BAD_RESPONSE, Outcome.BROKEN_STREAM]
+)  # fmt: skip
+async def test_failures_move_on_at_once(failure: int | Outcome) -> None:
+    w = world()
+    w.backend.fail("groq", failure, times=1)
+    result = await w.ask()
+    assert result.model_key == CEREBRAS and w.sleeps == []
+    assert w.backend.count("groq") == 1
+    assert (await w.ask()).model_key in (LLAMA, CEREBRAS)  # the chat's choice is kept
+
+
+async def test_a_fallback_answers_one_question_only() -> None:
+    w = world()
+    w.backend.fail("groq", 500, times=1)
+    assert (await w.ask()).model_key == CEREBRAS
+    assert (await w.ask()).model_key == LLAMA
+
+
+@pytest.mark.parametrize(("status", "event"), [(413, "too_long"), (400, "bad_request")])
+async def test_our_request_at_fault_stops(status: int, event: str) -> None:
+    w = world()
+    w.backend.fail("groq", status)
+    result = await w.ask()
+    assert names(result) == [event] and not result.complete
+    assert w.backend.count() == 1
+    assert w.health.status("groq").state == "healthy"
+
+
+@pytest.mark.parametrize(
+    ("failure", "answered_by"), [(429, LLAMA), (404, LLAMA), (500, CEREBRAS), (403, CEREBRAS)]
+)
+async def test_own_provider_fallback_only_for_model_trouble(failure: int, answered_by: str) -> None:
+    w = world()
+    w.backend.fail("groq", failure, model=KIMI)
+    result = await w.ask(KIMI)
+    assert result.model_key == answered_by
+    assert result.events[0].data["offered"] == answered_by
+
+
+# --- open circuits and probes ----------------------------------------------------------------
+
+
+async def test_no_user_request_reaches_an_open_provider() -> None:
+    w = world(failures_to_open=3, open_seconds=30, open_max_seconds=600)
+    w.backend.fail("groq", 500)
+    for _ in range(100):
+        result = await w.ask()
+        assert result.complete and result.model_key == CEREBRAS
+        w.clock.advance(1)
+        await w.health.settle()
+    user_requests = w.backend.count("groq", probes=False)
+    probes = w.backend.count("groq", probes=True)
+    half_opens = sum(1 for c in w.changes if c.provider == "groq" and c.new == "half_open")
+    opens = sum(1 for c in w.changes if c.provider == "groq" and c.new == "open")
+    assert user_requests == 3  # the three that opened the circuit, none after
+    assert (probes, half_opens, opens) == (2, 2, 3)  # opened at 2 s, probed at 32 s and 92 s
+    assert w.backend.count("cerebras") == 100
+
+
+async def test_half_open_sends_only_the_probe_and_its_success_brings_groq_back() -> None:
+    w = world()
+    w.backend.fail("groq", 500)
+    for _ in range(3):
+        await w.ask()
+    release = w.backend.hang("groq")
+    w.clock.advance(30)
+    await asyncio.sleep(0)
+    assert w.health.status("groq").state == "half_open"
+    for _ in range(10):
+        assert (await w.ask()).model_key == CEREBRAS
+    assert w.backend.count("groq", probes=False) == 3 and w.backend.count("groq", probes=True) == 1
+    release.set()
+    await w.health.settle()
+    assert w.health.status("groq").state == "healthy"
+    result = await w.ask()
+    assert (result.model_key, result.events) == (LLAMA, [])
+    assert w.backend.count("groq", probes=False) == 4
+
+
+# --- retries, streams, deadline --------------------------------------------------------------
+
+
+async def test_one_jittered_retry_on_capacity() -> None:
+    w = world()
+    w.backend.fail("groq", 503, times=1)
+    result = await w.ask()
+    assert (result.model_key, result.events) == (LLAMA, [])
+    assert [a.outcome for a in result.attempts] == [Outcome.CAPACITY, Outcome.OK]
+    assert len(w.sleeps) == 1 and 0.25 <= w.sleeps[0] <= 0.75
+
+
+async def test_retry_budget_caps_retries_under_sustained_503() -> None:
+    w = world(failures_to_open=10_000, retry_budget=0.2)  # keep the circuits closed
+    for provider in KEYS:
+        w.backend.fail(provider, 503)
+    for _ in range(100):
+        assert "all_down" in names(await w.ask())
+    extra = w.backend.count() - 3 * 100
+    print(f"sustained 503: {extra} retries over 300 first attempts")
+    assert extra == len(w.sleeps)
+    assert 19 <= extra <= 0.2 * 100 + 1  # +1: the token a fresh router starts with
+
+
+async def test_stream_broken_after_first_piece_keeps_the_partial() -> None:
+    w = world()
+    w.backend.break_after("groq", pieces=1)
+    result = await w.ask()
+    assert names(result) == ["stream_broken"] and not result.complete
+    assert result.text == "".join(w.shown) != "" and result.model_key == LLAMA
+    assert w.backend.count("cerebras") == 0 and w.backend.count("openrouter") == 0
+    assert result.attempts[-1].outcome is Outcome.BROKEN_STREAM
+
+
+async def test_stream_broken_before_any_piece_moves_on() -> None:
+    w = world()
+    w.backend.break_after("groq", pieces=0)
+    result = await w.ask()
+    assert result.model_key == CEREBRAS and result.complete
+
+
+async def test_deadline_after_first_piece_ends_with_the_partial() -> None:
+    w = world(request_deadline_seconds=0.02)  # the one test that waits, for 20 ms of real time
+    w.backend.hang("groq", after_pieces=1)
+    result = await w.ask()
+    assert names(result) == ["stream_broken"] and result.text == w.shown[0]
+    assert result.attempts[-1].outcome is Outcome.TIMEOUT
+    assert w.backend.count("cerebras") == 0
+
+
+# --- the scripted backend itself -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("what", "cls", "status"),
+    [
+        (401, AuthRejected, 401), (402, AuthRejected, 402), (403, AuthRejected, 403),
+        (Outcome.REGION, RegionBlocked, 403), (404, ModelGone, 404), (413, ContextTooLong, 413),
+        (429, RateLimited, 429), (498, Overloaded, 498), (503, Overloaded, 503),
+        (500, ServerError, 500), (502, ServerError, 502), (400, BadRequest, 400),
+        (422, BadRequest, 422), (Outcome.TIMEOUT, ProviderTimeout, None),
+    ],
+)  # fmt: skip
+async def test_scripted_failures_raise_what_a_client_would(
+    what: int | Outcome, cls: type[ProviderError], status: int | None
+) -> None:
+    backend = ScriptedBackend(make_settings())
+    backend.fail("groq", what, model=KIMI, retry_after=12)
+    question = ({"role": "user", "content": "q"},)
+    request = ChatRequest("groq", "moonshotai/kimi-k2-instruct-0905", question)
+    with pytest.raises(cls) as caught:
+        async for _ in backend.stream(request):
+            pass
+    error = caught.value
+    assert (type(error), error.provider, error.model, error.status) == (
+        cls, "groq", request.model, status
+    )  # fmt: skip
+    assert getattr(error, "retry_after", 12) == 12
+    answer = [p async for p in backend.stream(ChatRequest("groq", "llama-3.3-70b-versatile", ()))]
+    assert "".join(answer) == "[llama-3.3-70b-versatile] answer to: "  # other model unaffected
+    backend.recover("groq")
+    assert [p async for p in backend.stream(request)] != []
+    assert backend.count("groq", model=KIMI) == 2 and backend.count(probes=True) == 0
+    assert await backend.list_models("cerebras") == ["llama3.1-8b"]
