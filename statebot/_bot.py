@@ -97,8 +97,9 @@ async def build_bot(
     alerts: list[HealthChange] = []
     health = HealthBoard(settings, clock, on_change=alerts.append, demo=demo or injected)
     router = Router(settings, backend, health, clock)
-    engine = Engine(settings, flows, registry, store, router, health=health, clock=clock,
-                    deliver=deliver)
+    engine = Engine(
+        settings, flows, registry, store, router, health=health, clock=clock, deliver=deliver
+    )
     await engine.start()
     if demo:
         log.info("no provider key is set: answering with the offline demo model")

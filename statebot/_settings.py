@@ -234,7 +234,7 @@ def _parse_models(
             models[key] = ModelSettings(key, provider, model_id, title, button, budget)
     for name, provider_settings in providers.items():
         fallback_model = provider_settings.fallback_model
-        if fallback_model is not None and models.get(fallback_model, None) is None:
+        if fallback_model is not None and models.get(fallback_model) is None:
             check.add(("providers", name, "fallback_model"), f"unknown model '{fallback_model}'",
                       did_you_mean(fallback_model, models) or "use a key of [models]")
         elif fallback_model is not None and models[fallback_model].provider != name:

@@ -6,7 +6,7 @@
     assert chat.state == "welcome.greet"
     await chat.press("🤖 Выбрать модель")
     await chat.press("⚡ Cerebras Llama 3.1")
-    kit.providers.fail("groq", 403)          # the scripted providers (statebot.testing.ScriptedBackend)
+    kit.providers.fail("groq", 403)          # scripted providers: statebot.testing.ScriptedBackend
     kit.clock.advance(30)                    # a FakeClock: cooldowns and probes without sleeping
 
 Every chat's effects are recorded in order; ``chat.text`` is the last message's text and
@@ -78,15 +78,24 @@ class BotKit:
         async def deliver(chat_id: int, effect: Effect) -> None:
             kit.effects.setdefault(chat_id, []).append(effect)
 
-        bot = await build_bot(loaded, flow_set, store=store, backend=providers, registry=registry,
-                              clock=clock, deliver=deliver)
+        bot = await build_bot(
+            loaded,
+            flow_set,
+            store=store,
+            backend=providers,
+            registry=registry,
+            clock=clock,
+            deliver=deliver,
+        )
         kit = cls(bot, providers, clock)
         for name in missing_keys:
             key_env = loaded.providers[name].key_env
             bot.health.disable(name, f"no key: set {key_env}")
         return kit
 
-    def chat(self, chat_id: int = 1, *, user_id: int | None = None, language: str = "ru") -> ChatKit:
+    def chat(
+        self, chat_id: int = 1, *, user_id: int | None = None, language: str = "ru"
+    ) -> ChatKit:
         if chat_id not in self.chats:
             self.chats[chat_id] = ChatKit(self, chat_id, user_id or chat_id, language)
         return self.chats[chat_id]
@@ -144,8 +153,11 @@ class ChatKit:
         return self.effects[before:]
 
     def _who(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, "language": self.language,
-                "update_id": next(self._update_ids)}
+        return {
+            "user_id": self.user_id,
+            "language": self.language,
+            "update_id": next(self._update_ids),
+        }
 
     # --- reading --------------------------------------------------------------------------
 
@@ -162,9 +174,7 @@ class ChatKit:
         """Every message text so far, answers included, in order."""
         out = []
         for effect in self.effects:
-            if isinstance(effect, Reply | Notice):
-                out.append(effect.text)
-            elif isinstance(effect, AnswerDone):
+            if isinstance(effect, Reply | Notice | AnswerDone):
                 out.append(effect.text)
         return out
 

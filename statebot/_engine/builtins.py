@@ -8,19 +8,37 @@ from __future__ import annotations
 
 from .._settings import ModelSettings
 from .effects import Button, Keyboard
-from .registry import Registry, Turn
+from .registry import Placeholder, Registry, Turn
 
 LANGUAGE_NAMES = {"ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
 
 # Keys that system events carry; each is also a placeholder for the texts that show them.
 EVENT_FIELDS = (
-    "provider", "offered", "offered_provider", "model", "model_provider", "reason", "until", "question", "answer",
-    "old", "new",
+    "provider",
+    "offered",
+    "offered_provider",
+    "model",
+    "model_provider",
+    "reason",
+    "until",
+    "question",
+    "answer",
+    "old",
+    "new",
 )
 SYSTEM_EVENTS = (
-    "answered", "provider_down", "answered_by_fallback", "all_down", "provider_back",
-    "stream_broken", "too_long", "bad_request", "stale_press", "unknown_command",
-    "unhandled_text", "health_changed",
+    "answered",
+    "provider_down",
+    "answered_by_fallback",
+    "all_down",
+    "provider_back",
+    "stream_broken",
+    "too_long",
+    "bad_request",
+    "stale_press",
+    "unknown_command",
+    "unhandled_text",
+    "health_changed",
 )
 
 
@@ -36,7 +54,7 @@ def default_registry() -> Registry:
     return registry
 
 
-def _payload_field(name: str) -> object:
+def _payload_field(name: str) -> Placeholder:
     def value(turn: Turn) -> str:
         return str(turn.payload.get(name, ""))
 
@@ -122,7 +140,10 @@ def _model_rows(turn: Turn, trigger: str, marked: str) -> Keyboard:
     """The catalog as buttons, grouped by provider in fallback order, two to a row."""
     settings = turn.engine.settings
     rows: list[tuple[Button, ...]] = []
-    order = [*settings.bot.fallback, *(p for p in settings.providers if p not in settings.bot.fallback)]
+    order = [
+        *settings.bot.fallback,
+        *(p for p in settings.providers if p not in settings.bot.fallback),
+    ]
     for provider in order:
         models = settings.models_of(provider)
         buttons = [Button(_label(turn, m, m.key == marked), trigger, m.key) for m in models]
@@ -155,8 +176,13 @@ def _keyboards(registry: Registry) -> None:
     @registry.keyboard("languages", trigger="lang")
     def languages(turn: Turn) -> Keyboard:
         return tuple(
-            (Button(("✅ " if lang == turn.language else "") + LANGUAGE_NAMES.get(lang, lang),
-                    "lang", lang),)
+            (
+                Button(
+                    ("✅ " if lang == turn.language else "") + LANGUAGE_NAMES.get(lang, lang),
+                    "lang",
+                    lang,
+                ),
+            )
             for lang in turn.engine.settings.bot.languages
         )
 

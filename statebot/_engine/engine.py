@@ -149,7 +149,9 @@ class Engine:
         """The trigger this event may fire in the chat's state: never user data taken as is."""
         event, state = turn.event, turn.record.state
         if event.kind is Kind.PRESS:
-            current = {b.data: b for row in keyboard_for(turn, self.flows.states[state]) for b in row}
+            current = {
+                b.data: b for row in keyboard_for(turn, self.flows.states[state]) for b in row
+            }
             button = current.get(event.data)
             if button is None or not self.machine.can_fire(state, button.trigger):
                 return None  # stale or forged: changes nothing
@@ -264,10 +266,16 @@ class Engine:
         for route_event in after_answer:
             payload = self._payload(route_event.data)
             await self.handle(Event.system(chat_id, route_event.name, **payload))
-        await self.handle(Event.system(
-            chat_id, "answered", question=question, answer=text, complete=complete,
-            **self._payload({"model": answered_by or ""}),
-        ))
+        await self.handle(
+            Event.system(
+                chat_id,
+                "answered",
+                question=question,
+                answer=text,
+                complete=complete,
+                **self._payload({"model": answered_by or ""}),
+            )
+        )
 
     def _payload(self, data: dict[str, Any]) -> dict[str, Any]:
         """Route details as flows show them: titles, not ids."""

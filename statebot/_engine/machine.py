@@ -7,7 +7,7 @@ throwaway model at the chat's stored state, fires one trigger and detaches it ag
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
@@ -56,7 +56,7 @@ class FlowMachine:
 
         return check
 
-    def _actions(self, t: Transition) -> Callable[[Any], Awaitable[None]]:
+    def _actions(self, t: Transition) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def run(event_data: Any) -> None:
             turn: Turn = event_data.kwargs["turn"]
             for name in t.actions:
@@ -64,7 +64,7 @@ class FlowMachine:
 
         return run
 
-    def _show(self, t: Transition) -> Callable[[Any], Awaitable[None]]:
+    def _show(self, t: Transition) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def show(event_data: Any) -> None:
             turn: Turn = event_data.kwargs["turn"]
             if t.say is not None:

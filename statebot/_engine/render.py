@@ -50,7 +50,9 @@ def keyboard_for(turn: Turn, state: State) -> Keyboard:
     if state.keyboard is not None:
         rows.extend(named_keyboard(turn, state.keyboard))
     for row in state.buttons:
-        buttons = tuple(_button(turn, spec) for spec in row if allowed(turn, spec.guard, spec.unless))
+        buttons = tuple(
+            _button(turn, spec) for spec in row if allowed(turn, spec.guard, spec.unless)
+        )
         if buttons:
             rows.append(buttons)
     return tuple(rows)

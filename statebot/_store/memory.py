@@ -18,7 +18,11 @@ class MemoryStore:
 
     async def load(self, chat_id: int) -> ChatRecord:
         raw = self._chats.get(chat_id)
-        return ChatRecord(chat_id) if raw is None else ChatRecord.from_json(chat_id, copy.deepcopy(raw))
+        return (
+            ChatRecord(chat_id)
+            if raw is None
+            else ChatRecord.from_json(chat_id, copy.deepcopy(raw))
+        )
 
     async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None:
         # A JSON round trip proves that the record would survive a real store.

@@ -1,0 +1,107 @@
+"""``statebot``: check, graph, chat, models, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from ._bot import build_bot, load_config
+from ._errors import ConfigError
+from ._flows.mermaid import mermaid
+from ._settings import load_env
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", default="settings.toml", help="settings file (settings.toml)")
+    parser.add_argument("--flows", default="flows", help="folder of flow files (flows/)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="statebot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="validate flows and settings; exit 1 on any problem")
+    _common(check)
+    graph = sub.add_parser("graph", help="print a flow as a Mermaid state diagram")
+    graph.add_argument("flow")
+    _common(graph)
+    chat = sub.add_parser("chat", help="talk to the bot in this terminal (or through a pipe)")
+    _common(chat)
+    chat.add_argument("--store", default=":memory:",
+                      help="SQLite file to keep chats in (default: memory, gone on exit)")
+    chat.add_argument("--lang", default=None, help="your language code, as Telegram would send it")
+    chat.add_argument("--user-id", type=int, default=1)
+    chat.add_argument("--admin", action="store_true", help="be an admin in this chat")
+    models = sub.add_parser("models", help="compare the catalog with each provider's GET /models")
+    _common(models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    load_env()
+    try:
+        settings, flows = load_config(args.settings, args.flows)
+    except ConfigError as exc:
+        print(f"statebot: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "check":
+        print(f"OK: {len(flows.flows)} flows, {len(flows.states)} states, "
+              f"{len(settings.models)} models, {len(settings.providers)} providers")
+        return 0
+    if args.command == "graph":
+        try:
+            print(mermaid(flows, args.flow), end="")
+        except KeyError as exc:
+            print(f"statebot: {exc.args[0]}", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "chat":
+        return asyncio.run(_chat(args))
+    if args.command == "models":
+        return asyncio.run(_models(args))
+    return 2  # pragma: no cover - argparse rejects other commands
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ._store.sqlite import SqliteStore
+    from ._transports.terminal import TerminalChat
+
+    settings, flows = load_config(args.settings, args.flows)
+    if args.admin:
+        bot_settings = dataclasses.replace(settings.bot, admins=settings.bot.admins | {args.user_id})
+        settings = dataclasses.replace(settings, bot=bot_settings)
+    terminal = TerminalChat(chat_id=args.user_id, user_id=args.user_id, language=args.lang)
+    store = await SqliteStore.open(args.store)
+    bot = await build_bot(settings, flows, store=store, deliver=terminal.deliver)
+    if settings.demo_mode():
+        print("🧪 No provider key is set: the offline demo model answers. /demo shows how to "
+              "switch on outages.", flush=True)
+    try:
+        await terminal.run(bot)
+    finally:
+        await bot.aclose()
+    return 0
+
+
+async def _models(args: argparse.Namespace) -> int:
+    from ._providers.client import OpenAICompatibleClient
+    from ._providers.discovery import discover, format_report
+
+    settings, _flows = load_config(args.settings, args.flows)
+    client = OpenAICompatibleClient(settings)
+    try:
+        checks = await discover(settings, client)
+    finally:
+        await client.aclose()
+    print(format_report(checks))
+    return 1 if any(c.status == "missing" for c in checks) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

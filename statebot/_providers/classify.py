@@ -1,0 +1,352 @@
+"""The one place where HTTP responses and httpx exceptions become statebot exceptions.
+
+Health and the router act on the exception class (its ``outcome``), so two providers' dialects
+must end in the same class here: Cerebras sends flat error bodies, Groq and OpenRouter wrap them
+in ``{"error": {...}}``; Groq writes durations as "2m59.56s", Cerebras as plain seconds. Reasons
+are short texts for people (admins read them); they never carry request headers or API keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+
+from .._errors import (
+    AuthRejected,
+    BadRequest,
+    BadResponse,
+    ConnectFailed,
+    ContextTooLong,
+    ModelGone,
+    Overloaded,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    RegionBlocked,
+    ServerError,
+    StreamBroken,
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Keys that providers echo back ("Invalid API Key: gsk_...") and Authorization values.
+_SECRET = re.compile(r"Bearer\s+\S+|\b(?:gsk|csk|sk-or-v1|sk)[-_][A-Za-z0-9_-]{6,}", re.IGNORECASE)
+_CONTEXT = re.compile(r"context.length|maximum context|reduce the length|too many tokens")
+_MODEL_MISSING = re.compile(r"does not exist|not found|no endpoints found|not a valid model")
+_MODERATION = re.compile(r"moderation|flagged")
+_REASON_CHARS = 140
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """The fields of an error body, whichever of the two shapes it came in."""
+
+    message: str = ""
+    code: str = ""
+    type: str = ""
+    param: str = ""
+    detail: str = ""  # OpenRouter's metadata.raw: the upstream provider's own error text
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from "12.5" (Cerebras, retry-after) or "2m59.56s" / "250ms" / "1h2m3s" (Groq)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            return None
+        return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds until a 429 lifts: ``retry-after`` first, else the exhausted bucket's reset.
+
+    Providers send one reset per bucket (Groq: requests and tokens; Cerebras: requests per day
+    and tokens per minute). Only a bucket whose ``x-ratelimit-remaining-*`` is 0 is the one that
+    tripped; taking the max of all would cool a per-minute limit down for a day. Without any
+    remaining header the max of the resets is the safe guess.
+    """
+    lower = {name.lower(): value for name, value in headers.items()}
+    announced = lower.get("retry-after", "")
+    if announced:
+        seconds = parse_duration(announced)
+        if seconds is None:
+            seconds = _seconds_until_http_date(announced)
+        if seconds is not None:
+            return seconds
+    resets: dict[str, float] = {}
+    for name, value in lower.items():
+        if name.startswith("x-ratelimit-reset-"):
+            seconds = parse_duration(value)
+            if seconds is not None:
+                resets[name.removeprefix("x-ratelimit-reset-")] = seconds
+    if not resets:
+        return None
+    exhausted = [
+        s for bucket, s in resets.items() if _is_zero(lower.get(f"x-ratelimit-remaining-{bucket}"))
+    ]
+    return max(exhausted or resets.values())
+
+
+def error_info(body: bytes | str | object) -> ErrorInfo:
+    """Read an error body: ``{"error": {...}}`` (Groq, OpenRouter) or flat (Cerebras)."""
+    data: object = body
+    if isinstance(body, bytes | str):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return ErrorInfo()
+    if not isinstance(data, dict):
+        return ErrorInfo()
+    inner = data.get("error")
+    if isinstance(inner, str):
+        return ErrorInfo(message=inner)
+    fields: dict[str, Any] = inner if isinstance(inner, dict) else data
+    metadata = fields.get("metadata")
+    raw = metadata.get("raw", "") if isinstance(metadata, dict) else ""
+    message = fields.get("message") or fields.get("detail") or ""
+    return ErrorInfo(
+        message=str(message),
+        code=str(fields.get("code") or ""),
+        type=str(fields.get("type") or ""),
+        param=str(fields.get("param") or ""),
+        detail=raw if isinstance(raw, str) else json.dumps(raw),
+    )
+
+
+def error_from_response(
+    provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
+) -> ProviderError:
+    """Classify one HTTP response that is not a usable answer (see the table in the module)."""
+    html = _is_html(headers, body)
+    is_json = _is_json(body)
+    info = error_info(body) if is_json else ErrorInfo()
+    text = f"{info.message} {info.detail}".lower()
+    tags = {info.code.lower(), info.type.lower()}
+    msg = _clip(info.message)
+
+    def make(cls: type[ProviderError], reason: str) -> ProviderError:
+        return cls(reason, provider=provider, model=model, status=status, reason=reason)
+
+    def said(prefix: str) -> str:
+        return f"{prefix}: {msg}" if msg else prefix
+
+    if 200 <= status < 300:
+        return make(BadResponse, _bad_body(status, body, html))
+    if status == 401:
+        return make(AuthRejected, "key rejected (401)")
+    if status == 402:
+        return make(AuthRejected, said("payment required (402)"))
+    if status == 403:
+        if not is_json:
+            return make(
+                RegionBlocked, "region blocked (HTML 403)" if html else "blocked (non-JSON 403)"
+            )
+        if _MODERATION.search(text):
+            return make(BadRequest, said("flagged by moderation (403)"))
+        return make(AuthRejected, said("access denied (403)"))
+    if status == 404:
+        if (
+            "model_not_found" in tags
+            or info.param == "model"
+            or _mentions_missing_model(text, model)
+        ):
+            return make(ModelGone, said("model not found"))
+        return make(BadRequest, "not found (404)")
+    if status == 408:
+        return make(ProviderTimeout, "provider timed out (408)")
+    if status == 413:
+        return make(ContextTooLong, said("request too large (413)"))
+    if status == 429:
+        if "queue_exceeded" in tags:
+            return make(Overloaded, "queue full (429 queue_exceeded)")
+        if text.startswith("request too large"):
+            return make(ContextTooLong, said("request too large (429)"))
+        seconds = retry_after(headers)
+        reason = "rate limited" if seconds is None else f"rate limited, retry in {seconds:g}s"
+        return RateLimited(
+            reason,
+            provider=provider,
+            model=model,
+            status=status,
+            reason=reason,
+            retry_after=seconds,
+        )
+    if status == 498:
+        return make(Overloaded, "flex capacity exceeded (498)")
+    if status == 503:
+        return make(Overloaded, "overloaded (503)")
+    if status >= 500:
+        return make(ServerError, f"server error ({status})")
+    if 400 <= status < 500:
+        if "model_decommissioned" in tags or "decommissioned" in text:
+            return make(ModelGone, said("model retired"))
+        if "model_not_found" in tags or "not a valid model" in text:
+            return make(ModelGone, said("model not found"))
+        if "context_length_exceeded" in tags or _CONTEXT.search(text):
+            return make(ContextTooLong, said("context too long"))
+        return make(BadRequest, said(f"bad request ({status})"))
+    return make(BadResponse, f"unexpected status {status}")
+
+
+def error_from_payload(provider: str, model: str, payload: object) -> ProviderError:
+    """An error reported inside a 200: an SSE error event or chunk, or ``finish_reason: "error"``.
+
+    The HTTP status is already 200, so the provider failed mid-answer: ServerError here, and the
+    client turns it into StreamBroken when visible text had already been sent.
+    """
+    info = error_info(payload)
+    status = int(info.code) if info.code.isdigit() else None
+    msg = _clip(info.message)
+    reason = f"provider error in stream: {msg}" if msg else "provider error in stream"
+    return ServerError(reason, provider=provider, model=model, status=status, reason=reason)
+
+
+def bad_response(provider: str, model: str, what: str, status: int | None = 200) -> BadResponse:
+    """A 2xx whose JSON parsed but has not the documented shape."""
+    reason = f"{what} ({status})" if status is not None else what
+    return BadResponse(reason, provider=provider, model=model, status=status, reason=reason)
+
+
+def decode_json(
+    provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
+) -> Any:
+    """The parsed body of a 2xx, or BadResponse when it is HTML, empty or garbage."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise error_from_response(provider, model, status, headers, body) from None
+
+
+def stream_ended_early(provider: str, model: str) -> StreamBroken:
+    """The stream closed cleanly but without ``[DONE]`` or a finish_reason."""
+    reason = "stream ended without [DONE]"
+    return StreamBroken(reason, provider=provider, model=model, status=200, reason=reason)
+
+
+def error_from_exception(provider: str, model: str, exc: httpx.HTTPError) -> ProviderError:
+    """Classify an httpx failure. ConnectTimeout is ProviderTimeout (the tree's "connect
+    deadline"), not ConnectFailed: a slow handshake may still be a provider under load."""
+    kind = type(exc).__name__
+    cls: type[ProviderError]
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        try:
+            body = response.content
+        except httpx.ResponseNotRead:
+            body = b""
+        return error_from_response(provider, model, response.status_code, response.headers, body)
+    if isinstance(exc, httpx.ConnectTimeout):
+        cls, reason = ProviderTimeout, "connect timeout"
+    elif isinstance(exc, httpx.TimeoutException):
+        cls, reason = ProviderTimeout, f"{kind.removesuffix('Timeout').lower()} timeout"
+    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        cls, reason = StreamBroken, "connection dropped mid-answer"
+    elif isinstance(exc, httpx.ConnectError | httpx.ProxyError | httpx.UnsupportedProtocol):
+        detail = _clip(str(exc))
+        cls, reason = ConnectFailed, f"cannot connect: {detail}" if detail else "cannot connect"
+    elif isinstance(exc, httpx.DecodingError | httpx.TooManyRedirects):
+        cls, reason = BadResponse, f"undecodable response ({kind})"
+    elif isinstance(exc, httpx.NetworkError):
+        cls, reason = ConnectFailed, f"network error ({kind})"
+    else:
+        cls, reason = ServerError, f"http error ({kind})"
+    return cls(reason, provider=provider, model=model, reason=reason)
+
+
+def deadline_passed(
+    provider: str, model: str, which: Literal["first_token", "total"], seconds: float
+) -> ProviderTimeout:
+    """Our own deadline (settings' timeouts) passed before the provider answered."""
+    if which == "first_token":
+        reason = f"no first token within {seconds:g}s"
+    else:
+        reason = f"not finished within {seconds:g}s"
+    return ProviderTimeout(reason, provider=provider, model=model, reason=reason)
+
+
+def as_broken(err: ProviderError, partial: str) -> StreamBroken:
+    """Any failure after visible text was sent: the user has a half answer, keep it."""
+    reason = err.reason if isinstance(err, StreamBroken) else f"cut off: {err.reason}"
+    return StreamBroken(
+        reason,
+        partial=partial,
+        provider=err.provider,
+        model=err.model,
+        status=err.status,
+        reason=reason,
+    )
+
+
+def missing_key(provider: str, model: str, key_env: str) -> AuthRejected:
+    """No key configured: refused before any request, so the key's absence costs nothing."""
+    reason = f"no key: set {key_env}"
+    return AuthRejected(reason, provider=provider, model=model, reason=reason)
+
+
+def unknown_provider(provider: str, model: str) -> BadRequest:
+    """A request names a provider that settings.toml does not define."""
+    reason = "unknown provider (not in settings.toml)"
+    return BadRequest(reason, provider=provider, model=model, reason=reason)
+
+
+def _mentions_missing_model(text: str, model: str) -> bool:
+    return bool(_MODEL_MISSING.search(text)) and (
+        "model" in text or bool(model and model.lower() in text)
+    )
+
+
+def _is_html(headers: Mapping[str, str], body: bytes) -> bool:
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return "html" in content_type.lower() or body.lstrip()[:1] == b"<"
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except ValueError:
+        return False
+
+
+def _bad_body(status: int, body: bytes, html: bool) -> str:
+    if not body.strip():
+        return f"empty body ({status})"
+    if html:
+        return f"HTML page instead of JSON ({status})"
+    return f"body is not JSON ({status})"
+
+
+def _is_zero(value: str | None) -> bool:
+    if value is None:
+        return False
+    try:
+        return float(value) <= 0
+    except ValueError:
+        return False
+
+
+def _seconds_until_http_date(text: str) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _clip(text: str) -> str:
+    """One line, no secrets, short enough for an admin message."""
+    text = _SECRET.sub("[redacted]", " ".join(text.split()))
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"

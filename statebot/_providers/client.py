@@ -1,0 +1,200 @@
+"""The HTTP Backend: one client for Groq, Cerebras and OpenRouter, which differ only in settings.
+
+Deadlines are enforced here with asyncio timeouts around each await on the network, never around
+a ``yield``: a timeout spanning a yield would fire in the consumer's code (while it edits a
+Telegram message) instead of in the stream. Every failure leaves through ``classify``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from contextlib import aclosing
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from .._errors import ProviderError
+from .._settings import ProviderSettings, Settings, Timeouts
+from . import classify, sse
+from .base import ChatRequest
+
+T = TypeVar("T")
+
+
+class _Deadlines:
+    """Time-to-first-token and total deadlines of one request, on the event loop's clock."""
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        now = asyncio.get_running_loop().time()
+        self.timeouts = timeouts
+        self.first_token_at = now + timeouts.first_token
+        self.total_at = now + timeouts.total
+        self.started = False
+
+    def next(self) -> float:
+        return self.total_at if self.started else min(self.first_token_at, self.total_at)
+
+    def which(self) -> Literal["first_token", "total"]:
+        if self.started or self.total_at <= self.first_token_at:
+            return "total"
+        return "first_token"
+
+
+class OpenAICompatibleClient:
+    """Implements ``Backend`` over HTTP for every provider in ``settings.providers``.
+
+    One ``httpx.AsyncClient`` is shared by all providers (one connection pool); it is created here
+    unless given, and ``aclose`` closes it only when it was created here.
+    """
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        """Yield the answer's visible text; a failure after the first piece is StreamBroken."""
+        provider = self._provider(request.provider, request.model)
+        key = provider.api_key()
+        if key is None:
+            raise classify.missing_key(provider.name, request.model, provider.key_env)
+        sent: list[str] = []
+        async with aclosing(self._pieces(provider, key, request)) as pieces:
+            try:
+                async for piece in pieces:
+                    sent.append(piece)
+                    yield piece
+            except ProviderError as err:
+                if sent:
+                    raise classify.as_broken(err, "".join(sent)) from None
+                raise
+
+    async def list_models(self, provider: str) -> list[str]:
+        """The ids in ``GET {base_url}/models`` (``data[].id``), failures classified as chat's."""
+        settings = self._provider(provider, "")
+        key = settings.api_key()
+        if key is None:
+            raise classify.missing_key(settings.name, "", settings.key_env)
+        http_request = self._http.build_request(
+            "GET",
+            f"{settings.base_url}/models",
+            headers=self._headers(settings, key, accept="application/json"),
+            timeout=_httpx_timeout(settings.timeouts),
+        )
+        clock = _Deadlines(settings.timeouts)
+        clock.started = True  # a listing has no first token; only the total deadline applies
+        response = await self._within(clock, settings.name, "", self._http.send(http_request))
+        if not response.is_success:
+            raise classify.error_from_response(
+                settings.name, "", response.status_code, response.headers, response.content
+            )
+        data = classify.decode_json(
+            settings.name, "", response.status_code, response.headers, response.content
+        )
+        entries = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise classify.bad_response(
+                settings.name, "", "no data[] in /models", response.status_code
+            )
+        return [e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)]
+
+    async def _pieces(
+        self, provider: ProviderSettings, key: str, request: ChatRequest
+    ) -> AsyncGenerator[str, None]:
+        """The visible pieces as they arrive; raises ProviderError, never httpx errors."""
+        name, model = provider.name, request.model
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": list(request.messages),
+            "stream": request.stream,
+        }
+        accept = "text/event-stream" if request.stream else "application/json"
+        http_request = self._http.build_request(
+            "POST",
+            f"{provider.base_url}/chat/completions",
+            json=body,
+            headers=self._headers(provider, key, accept=accept),
+            timeout=_httpx_timeout(provider.timeouts),
+        )
+        clock = _Deadlines(provider.timeouts)
+        clock.started = not request.stream  # a whole answer has no first token to wait for
+        response = await self._within(
+            clock, name, model, self._http.send(http_request, stream=True)
+        )
+        try:
+            if not response.is_success or not request.stream or not _is_event_stream(response):
+                content = await self._within(clock, name, model, response.aread())
+                if not response.is_success:
+                    raise classify.error_from_response(
+                        name, model, response.status_code, response.headers, content
+                    )
+                # Also a stream request answered with plain JSON: an error body or a whole answer.
+                text = sse.completion_text(
+                    name, model, response.status_code, response.headers, content
+                )
+                if text:
+                    yield text
+                return
+            decoder = sse.StreamDecoder(name, model)
+            async with aclosing(sse.iter_events(response.aiter_lines())) as events:
+                while True:
+                    try:
+                        event = await self._within(clock, name, model, anext(events))
+                    except StopAsyncIteration:
+                        break
+                    piece = decoder.decode(event)
+                    clock.started = clock.started or decoder.started
+                    if piece:
+                        yield piece
+            tail = decoder.finish()
+            if tail:
+                yield tail
+        finally:
+            await response.aclose()
+
+    async def _within(self, clock: _Deadlines, provider: str, model: str, step: Awaitable[T]) -> T:
+        """Await one network step under the current deadline; classify what goes wrong."""
+        try:
+            async with asyncio.timeout_at(clock.next()):
+                return await step
+        except TimeoutError:
+            which = clock.which()
+            seconds = clock.timeouts.first_token if which == "first_token" else clock.timeouts.total
+            raise classify.deadline_passed(provider, model, which, seconds) from None
+        except httpx.HTTPError as exc:
+            # ``from None``: the httpx error holds the request, and the request holds the key.
+            raise classify.error_from_exception(provider, model, exc) from None
+
+    def _provider(self, name: str, model: str) -> ProviderSettings:
+        try:
+            return self._settings.providers[name]
+        except KeyError:
+            raise classify.unknown_provider(name, model) from None
+
+    @staticmethod
+    def _headers(provider: ProviderSettings, key: str, *, accept: str) -> dict[str, str]:
+        """Settings' headers (OpenRouter attribution) plus ours; settings cannot replace the key."""
+        ours = {"Authorization": f"Bearer {key}", "Accept": accept}
+        headers = {k: v for k, v in provider.headers.items() if k.lower() not in ("authorization",)}
+        return headers | ours
+
+
+def _httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    """httpx enforces connect; reads are bounded by our deadlines, the total is a backstop."""
+    return httpx.Timeout(
+        connect=timeouts.connect,
+        read=timeouts.total,
+        write=timeouts.total,
+        pool=timeouts.connect,
+    )
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    """SSE unless the provider said JSON or HTML (a whole answer, an error or a block page)."""
+    content_type = response.headers.get("content-type", "").lower()
+    return not ("json" in content_type or "html" in content_type)

@@ -1,0 +1,93 @@
+"""The bot in a terminal: texts printed, buttons numbered, pressed by number or label.
+
+Piped input works too: one line per message, a button pressed by its number or label, and the
+chat ends at the end of input, so that a conversation can be scripted:
+
+    printf '/start\\n1\\n⚡ Cerebras Llama 3.1\\nHello\\n' | statebot chat
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from .._bot import Bot
+from .._engine.effects import AnswerDelta, AnswerDone, Button, Effect, Notice, Reply, flatten
+from .._engine.events import Event
+
+
+class TerminalChat:
+    def __init__(
+        self,
+        out: TextIO = sys.stdout,
+        *,
+        chat_id: int = 1,
+        user_id: int = 1,
+        language: str | None = None,
+    ) -> None:
+        self.out = out
+        self.chat_id = chat_id
+        self.user_id = user_id
+        self.language = language
+        self.keyboard: list[Button] = []
+        self._update_id = 0
+
+    async def deliver(self, chat_id: int, effect: Effect) -> None:
+        if isinstance(effect, Reply):
+            self._print(f"\n🤖 {effect.text}")
+            if effect.buttons:
+                self.keyboard = flatten(effect.buttons)
+                for row_start, row in _numbered(effect.buttons):
+                    cells = [f"[{row_start + i}] {b.label}" for i, b in enumerate(row)]
+                    self._print("   " + "   ".join(cells))
+        elif isinstance(effect, Notice):
+            self._print(f"   ({effect.text})")
+        elif isinstance(effect, AnswerDelta):
+            self.out.write(effect.text)
+            self.out.flush()
+        elif isinstance(effect, AnswerDone):
+            self._print("" if effect.complete else "\n   [the answer stopped here]")
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def event_for(self, line: str) -> Event:
+        """A line becomes a press when it names a button of the newest keyboard, else a message."""
+        self._update_id += 1
+        who = {"user_id": self.user_id, "language": self.language}
+        text = line.strip()
+        if text.isdigit() and 1 <= int(text) <= len(self.keyboard):
+            return Event.press(self.chat_id, self.keyboard[int(text) - 1].data, **who)
+        for button in self.keyboard:
+            if text in (button.label, button.label.removeprefix("✅ ")):
+                return Event.press(self.chat_id, button.data, **who)
+        return Event.message(self.chat_id, text, **who)
+
+    async def run(self, bot: Bot, lines: TextIO = sys.stdin) -> None:
+        interactive = lines.isatty()
+        if interactive:
+            self._print(
+                "statebot chat: type a message, a /command, or a button's number. Ctrl-D quits."
+            )
+        while True:
+            if interactive:
+                self.out.write("\n> ")
+                self.out.flush()
+            line = await asyncio.to_thread(lines.readline)
+            if not line:
+                break
+            if not line.strip():
+                continue
+            if not interactive:
+                self._print(f"\n> {line.strip()}")
+            await bot.engine.handle(self.event_for(line))
+            await bot.engine.settle()
+
+
+def _numbered(rows: tuple[tuple[Button, ...], ...]) -> list[tuple[int, tuple[Button, ...]]]:
+    out, start = [], 1
+    for row in rows:
+        out.append((start, row))
+        start += len(row)
+    return out
