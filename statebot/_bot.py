@@ -10,6 +10,7 @@ from pathlib import Path
 from ._clock import Clock, SystemClock
 from ._engine.builtins import default_registry
 from ._engine.engine import Deliver, Engine
+from ._engine.events import Event, Kind
 from ._engine.registry import Registry
 from ._errors import ConfigError, Problem
 from ._flows.load import load_flows
@@ -25,6 +26,27 @@ from ._store.memory import MemoryStore
 log = logging.getLogger("statebot")
 
 FALLBACK_LANGUAGES = ("ru", "en")
+
+
+def worth_telling_admins(change: HealthChange) -> bool:
+    """A provider went down, came back, or had its key rejected; not every probe's flicker."""
+    if change.model_key is not None:
+        return change.new == "disabled"  # a retired model
+    if change.new == "disabled":
+        return True
+    if change.new == "open":
+        return change.old == "healthy"  # not again after each failed probe
+    return change.new == "healthy" and change.old in ("half_open", "open", "disabled")
+
+
+def admin_alert(admin: int, settings: Settings, change: HealthChange) -> Event:
+    provider = settings.providers[change.provider].title
+    model = settings.models[change.model_key].title if change.model_key else ""
+    return Event(
+        admin, Kind.SYSTEM, name="health_changed", user_id=admin,
+        payload={"provider": provider, "provider_key": change.provider, "model": model,
+                 "old": change.old, "new": change.new, "reason": change.reason},
+    )  # fmt: skip
 
 
 def load_config(
@@ -95,11 +117,20 @@ async def build_bot(
 
             backend = OpenAICompatibleClient(settings)
     alerts: list[HealthChange] = []
-    health = HealthBoard(settings, clock, on_change=alerts.append, demo=demo or injected)
+    engine_box: list[Engine] = []
+
+    def on_change(change: HealthChange) -> None:
+        alerts.append(change)
+        if engine_box and worth_telling_admins(change):
+            for admin in engine_box[0].settings.bot.admins:
+                engine_box[0].post(admin_alert(admin, settings, change))
+
+    health = HealthBoard(settings, clock, on_change=on_change, demo=demo or injected)
     router = Router(settings, backend, health, clock)
     engine = Engine(
         settings, flows, registry, store, router, health=health, clock=clock, deliver=deliver
     )
+    engine_box.append(engine)
     await engine.start()
     if demo:
         log.info("no provider key is set: answering with the offline demo model")

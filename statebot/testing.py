@@ -16,8 +16,9 @@ streamed, events handled) unless called with ``wait=False``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,18 @@ class BotKit:
         await self.bot.engine.settle()
         await self.bot.health.settle()
         await self.bot.engine.settle()
+
+    async def until(self, condition: Callable[[], object], *, steps: int = 1000) -> None:
+        """Let the bot run until ``condition()`` is true; fail after ``steps`` loop turns.
+
+        For a test that acts while an answer is still streaming. It never sleeps: it only yields
+        to the event loop, so it costs no wall-clock time.
+        """
+        for _ in range(steps):
+            if condition():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"condition still false after {steps} event-loop turns")
 
     async def aclose(self) -> None:
         await self.bot.aclose()

@@ -10,6 +10,7 @@ from .._settings import ModelSettings
 from .effects import Button, Keyboard
 from .registry import Placeholder, Registry, Turn
 
+BADGES = {"disabled": "⛔", "open": "⚠️", "half_open": "⚠️", "cooldown": "⏳"}
 LANGUAGE_NAMES = {"ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
 
 # Keys that system events carry; each is also a placeholder for the texts that show them.
@@ -100,17 +101,56 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("mark_notice")
     async def mark_notice(turn: Turn) -> None:
-        key = str(turn.payload.get("provider", ""))
-        turn.record.notices[key] = str(turn.payload.get("episode", ""))
+        """Remember which health change of the provider this chat was told about."""
+        key = str(turn.payload.get("provider_key", ""))
+        episode = str(turn.payload.get("episode", ""))
+        if episode:
+            turn.record.notices[key] = episode
+        else:
+            turn.record.notices.pop(key, None)  # back to healthy: nothing to remember
 
     @registry.action("show_menu")
     async def show_menu(turn: Turn) -> None:
         await turn.engine.show_current(turn)
 
+    @registry.action("demo_outage")
+    async def demo_outage(turn: Turn) -> None:
+        """``/demo groq 403``: make a demo provider fail as a real one would; ``/demo off``."""
+        turn.values["demo_status"] = switch_demo_outage(turn, turn.event.text.split())
+
     @registry.action("new_conversation")
     async def new_conversation(turn: Turn) -> None:
         turn.record.history.clear()
         turn.record.data.pop("history_dropped", None)
+
+
+DEMO_USAGE = "/demo groq 403 · /demo cerebras 429 · /demo all 500 · /demo groq ok · /demo off"
+
+
+def switch_demo_outage(turn: Turn, words: list[str]) -> str:
+    from .._providers.demo import DemoBackend
+
+    backend, engine = turn.engine.router.backend, turn.engine
+    if not isinstance(backend, DemoBackend) or engine.health is None:
+        return "not the demo model"
+    providers = list(engine.settings.providers)
+    if words == ["off"]:
+        words = ["all", "ok"]
+    if len(words) != 2 or (words[0] not in providers and words[0] != "all"):
+        return DEMO_USAGE
+    targets = providers if words[0] == "all" else [words[0]]
+    if words[1] == "ok":
+        for name in targets:
+            backend.recover(name)
+            engine.health.enable(name)
+            for model in engine.settings.models_of(name):
+                engine.health.enable_model(model.key)
+        return f"{', '.join(targets)} → ok"
+    if not words[1].isdigit() or not 400 <= int(words[1]) <= 599:
+        return DEMO_USAGE
+    for name in targets:
+        backend.fail(name, int(words[1]), retry_after=60.0 if words[1] == "429" else None)
+    return f"{', '.join(targets)} → HTTP {words[1]}"
 
 
 def _guards(registry: Registry) -> None:
@@ -120,8 +160,9 @@ def _guards(registry: Registry) -> None:
 
     @registry.guard("notice_is_new")
     def notice_is_new(turn: Turn) -> bool:
-        key = str(turn.payload.get("provider", ""))
-        return turn.record.notices.get(key) != str(turn.payload.get("episode", ""))
+        """A chat is told once per change of a provider's health, and on first meeting it."""
+        key = str(turn.payload.get("provider_key", ""))
+        return turn.record.notices.get(key, "") != str(turn.payload.get("episode", ""))
 
     @registry.guard("has_pending")
     def has_pending(turn: Turn) -> bool:
@@ -130,6 +171,21 @@ def _guards(registry: Registry) -> None:
     @registry.guard("answering")
     def answering(turn: Turn) -> bool:
         return turn.engine.answering(turn.record.chat_id)
+
+    @registry.guard("no_offer")
+    def no_offer(turn: Turn) -> bool:
+        return not turn.payload.get("offered")
+
+    @registry.guard("is_demo")
+    def is_demo(turn: Turn) -> bool:
+        from .._providers.demo import DemoBackend
+
+        return isinstance(turn.engine.router.backend, DemoBackend)
+
+    @registry.guard("has_args")
+    def has_args(turn: Turn) -> bool:
+        """A command came with words after it (``/demo groq 403``)."""
+        return bool(turn.event.text.strip())
 
     @registry.guard("completed")
     def completed(turn: Turn) -> bool:
@@ -160,8 +216,15 @@ def health_badge(turn: Turn, model: ModelSettings) -> str:
     health = turn.engine.health
     if health is None:
         return ""
-    state = health.status(model.provider, model.key).state
-    return {"disabled": "⛔", "open": "⚠️", "half_open": "⚠️", "cooldown": "⏳"}.get(state, "")
+    return BADGES.get(health.status(model.provider, model.key).state, "")
+
+
+def _until(turn: Turn, wall: float) -> str:
+    """ "back at 14:05 UTC", in the chat's language."""
+    import time
+
+    clock = time.strftime("%H:%M", time.gmtime(wall))
+    return f"до {clock} UTC" if turn.language == "ru" else f"until {clock} UTC"
 
 
 def _keyboards(registry: Registry) -> None:
@@ -210,6 +273,29 @@ def _placeholders(registry: Registry) -> None:
     @registry.placeholder("language_name")
     def language_name(turn: Turn) -> str:
         return LANGUAGE_NAMES.get(turn.language, turn.language)
+
+    @registry.placeholder("health_notes")
+    def health_notes(turn: Turn) -> str:
+        """One line per provider or model that cannot serve now: why, and until when."""
+        health = turn.engine.health
+        if health is None:
+            return ""
+        settings = turn.engine.settings
+        lines = []
+        for (provider, model_key), status in health.snapshot().items():
+            if status.state == "healthy":
+                continue
+            name = settings.providers[provider].title
+            if model_key is not None:
+                name = f"{name} {settings.models[model_key].title}"
+            badge = BADGES.get(status.state, "")
+            until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
+            lines.append(f"{badge} {name}: {status.reason or status.state}{until}")
+        return "\n".join(lines)
+
+    @registry.placeholder("demo_status")
+    def demo_status(turn: Turn) -> str:
+        return str(turn.values.get("demo_status", ""))
 
     @registry.placeholder("provider_status")
     def provider_status(turn: Turn) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -19,8 +18,10 @@ from .._clock import Clock, SystemClock
 from .._flows.model import TEXT_TRIGGER, FlowSet
 from .._settings import Settings
 from .._store.base import ChatRecord, Store
-from .effects import AnswerDelta, AnswerDone, AnswerStarted, Effect
+from .answers import Answers
+from .effects import Effect
 from .events import Event, Kind
+from .history import messages_for, remember
 from .machine import FlowMachine
 from .registry import Registry, Turn
 from .render import keyboard_for
@@ -36,6 +37,8 @@ class RouteEventLike(Protocol):
 
 
 class RouterLike(Protocol):
+    backend: Any
+
     async def ask(
         self,
         model_key: str,
@@ -98,8 +101,8 @@ class Engine:
         self.default_model = settings.bot.default_model
         self.entered: set[str] = set()
         self._locks = _ChatLocks()
-        self._answers: dict[int, asyncio.Task[None]] = {}
-        self._answer_ids = itertools.count(1)
+        self.answers = Answers(self)
+        self._posted: set[asyncio.Task[bool]] = set()
         self._listeners: list[Callable[[int, str], None]] = []
 
     async def start(self) -> None:
@@ -134,7 +137,7 @@ class Engine:
     async def _dispatch(self, turn: Turn) -> None:
         event = turn.event
         if event.kind is Kind.SYSTEM and event.name == "answered":
-            self._remember(turn.record, event.payload)
+            remember(turn.record, event.payload)
         trigger = self._trigger(turn)
         if trigger is None or not await self.machine.fire(turn, trigger):
             fallback = {
@@ -187,120 +190,34 @@ class Engine:
     async def show_current(self, turn: Turn, *, edit: bool = False) -> None:
         await self.machine.show_state(turn, turn.record.state, edit=edit)
 
-    # --- answers --------------------------------------------------------------------------
+    def messages_for(self, record: ChatRecord, model: str, question: str) -> list[dict[str, str]]:
+        budget = self.settings.models[model].history_chars
+        messages, dropped = messages_for(record, budget, question)
+        record.data["history_dropped"] = dropped
+        return messages
+
+    # --- answers (run by statebot._engine.answers) ---------------------------------------
 
     def answering(self, chat_id: int) -> bool:
-        task = self._answers.get(chat_id)
-        return task is not None and not task.done()
+        return self.answers.running(chat_id)
 
     def start_answer(self, turn: Turn, question: str) -> None:
-        record = turn.record
-        model = self.model_for(record)
-        messages = self.messages_for(record, model, question)
-        task = asyncio.create_task(self._answer(record.chat_id, question, model, messages))
-        self._answers[record.chat_id] = task
+        self.answers.start(turn.record, question)
 
     def stop_answer(self, chat_id: int) -> bool:
-        task = self._answers.get(chat_id)
-        if task is None or task.done():
-            return False
-        task.cancel()
-        return True
+        return self.answers.stop(chat_id)
 
-    def messages_for(self, record: ChatRecord, model: str, question: str) -> list[dict[str, str]]:
-        """The newest history that fits the model's budget, then the question."""
-        budget = self.settings.models[model].history_chars - len(question)
-        kept: list[dict[str, str]] = []
-        for turn in reversed(record.history):
-            budget -= len(turn.get("content", ""))
-            if budget < 0:
-                break
-            kept.append({"role": turn["role"], "content": turn["content"]})
-        dropped = len(record.history) - len(kept)
-        record.data["history_dropped"] = dropped
-        return [*reversed(kept), {"role": "user", "content": question}]
-
-    def _remember(self, record: ChatRecord, payload: dict[str, Any]) -> None:
-        answer = payload.get("answer", "")
-        if payload.get("question") and answer:
-            record.history.append({"role": "user", "content": payload["question"]})
-            record.history.append({"role": "assistant", "content": answer})
-
-    async def _answer(
-        self, chat_id: int, question: str, model: str, messages: list[dict[str, str]]
-    ) -> None:
-        answer_id = next(self._answer_ids)
-        parts: list[str] = []
-
-        async def on_delta(piece: str) -> None:
-            if not parts:
-                await self.deliver(chat_id, AnswerStarted(answer_id, model))
-            parts.append(piece)
-            await self.deliver(chat_id, AnswerDelta(answer_id, piece))
-
-        delivered: list[Any] = []
-        after_answer: list[Any] = []  # what the router says once the answer has begun
-
-        async def on_event(route_event: Any) -> None:
-            delivered.append(route_event)
-            if parts:
-                after_answer.append(route_event)
-                return
-            payload = self._payload(route_event.data)
-            await self.handle(Event.system(chat_id, route_event.name, **payload))
-
-        answered_by: str | None = None
-        complete = False
-        try:
-            result = await self.router.ask(model, messages, on_delta=on_delta, on_event=on_event)
-            answered_by, complete = result.model_key, result.complete
-            after_answer.extend(e for e in result.events if not any(e is d for d in delivered))
-        except asyncio.CancelledError:
-            log.info("answer in chat %s stopped", chat_id)
-        except Exception:
-            log.exception("answer in chat %s failed", chat_id)
-            await self.handle(Event.system(chat_id, "all_down"))
-        text = "".join(parts)
-        if parts:
-            await self.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
-        for route_event in after_answer:
-            payload = self._payload(route_event.data)
-            await self.handle(Event.system(chat_id, route_event.name, **payload))
-        await self.handle(
-            Event.system(
-                chat_id,
-                "answered",
-                question=question,
-                answer=text,
-                complete=complete,
-                **self._payload({"model": answered_by or ""}),
-            )
-        )
-
-    def _payload(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Route details as flows show them: titles, not ids."""
-        out = dict(data)
-        providers, models = self.settings.providers, self.settings.models
-        for key in ("provider", "offered_provider"):
-            if data.get(key) in providers:
-                out[key] = providers[data[key]].title
-        for key in ("model", "offered"):
-            if data.get(key) in models:
-                model = models[data[key]]
-                out[f"{key}_key"] = data[key]
-                out[key] = model.title
-                out[f"{key}_provider"] = providers[model.provider].title
-        return out
+    def post(self, event: Event) -> None:
+        """Handle ``event`` soon, from code that cannot wait (a health timer, a callback)."""
+        task = asyncio.get_running_loop().create_task(self.handle(event))
+        self._posted.add(task)
+        task.add_done_callback(self._posted.discard)
 
     async def settle(self) -> None:
-        """Wait until no answer is running: what tests call between steps."""
-        while True:
-            running = [t for t in self._answers.values() if not t.done()]
-            if not running:
-                return
-            await asyncio.gather(*running, return_exceptions=True)
+        """Wait until no answer runs and nothing posted waits: what tests call between steps."""
+        while self._posted or self.answers.busy():
+            await asyncio.gather(*self._posted, return_exceptions=True)
+            await self.answers.settle()
 
     async def close(self) -> None:
-        for task in self._answers.values():
-            task.cancel()
-        await asyncio.gather(*self._answers.values(), return_exceptions=True)
+        await self.answers.close()

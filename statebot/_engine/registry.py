@@ -29,6 +29,7 @@ class Turn:
     language: str
     effects: list[Effect] = field(default_factory=list)
     arg: str = ""  # the pressed button's argument, such as a model key
+    values: dict[str, Any] = field(default_factory=dict)  # what actions computed for the texts
 
     @property
     def is_admin(self) -> bool:

@@ -18,6 +18,8 @@ class _Values(Mapping[str, Any]):
         self.turn = turn
 
     def __getitem__(self, name: str) -> Any:
+        if name in self.turn.values:
+            return self.turn.values[name]
         if name in self.turn.payload:
             return self.turn.payload[name]
         func = self.turn.engine.registry.placeholders.get(name)
@@ -34,7 +36,7 @@ def render_text(turn: Turn, texts: Texts) -> str:
     template = texts.get(turn.language)
     if template is None:
         template = next(iter(texts.values()), "")
-    return string.Formatter().vformat(template, (), _Values(turn))
+    return string.Formatter().vformat(template, (), _Values(turn)).strip()
 
 
 def allowed(turn: Turn, guard: str | None, unless: str | None) -> bool:

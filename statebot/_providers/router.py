@@ -93,7 +93,7 @@ class Router:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._settings = settings
-        self._backend = backend
+        self.backend = backend
         self._health = health
         self._clock = clock
         self._rng = rng or random.Random()
@@ -153,7 +153,7 @@ class Router:
         model = self._settings.models[model_key]
         question = ({"role": "user", "content": "ping"},)
         request = ChatRequest(provider, model.id, question, probe=True)
-        async for _ in self._backend.stream(request):
+        async for _ in self.backend.stream(request):
             pass
 
     # --- inside ----------------------------------------------------------------------------
@@ -205,7 +205,7 @@ class Router:
     ) -> None:
         request = ChatRequest(model.provider, model.id, tuple(dict(m) for m in messages))
         run.current, run.started = model.key, self._clock.now()
-        async for piece in self._backend.stream(request):
+        async for piece in self.backend.stream(request):
             if piece:
                 if not run.pieces:
                     if run.down is not None and not run.down["offered"]:

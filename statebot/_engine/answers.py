@@ -1,0 +1,139 @@
+"""Answers stream in tasks of their own, one per chat at most.
+
+So that ``/stop`` and the menu work while a model is talking, the handler that starts an answer
+returns at once; the task streams the pieces to the transport and comes back through the
+engine's ordered door with system events: ``provider_down`` before the fallback's first piece
+(the notice precedes the answer), the rest after it, and ``answered`` last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .._store.base import ChatRecord
+from .effects import AnswerDelta, AnswerDone, AnswerStarted
+from .events import Event
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger("statebot.answers")
+
+
+class Answers:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._ids = itertools.count(1)
+
+    def running(self, chat_id: int) -> bool:
+        task = self._tasks.get(chat_id)
+        return task is not None and not task.done()
+
+    def start(self, record: ChatRecord, question: str) -> None:
+        engine = self.engine
+        model = engine.model_for(record)
+        messages = engine.messages_for(record, model, question)
+        warned = {k for k, v in record.notices.items() if v}
+        task = asyncio.create_task(self._run(record.chat_id, question, model, messages, warned))
+        self._tasks[record.chat_id] = task
+        task.add_done_callback(lambda done: self._forget(record.chat_id, done))
+
+    def _forget(self, chat_id: int, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(chat_id) is task:
+            del self._tasks[chat_id]
+
+    def stop(self, chat_id: int) -> bool:
+        task = self._tasks.get(chat_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    def busy(self) -> bool:
+        return any(not t.done() for t in self._tasks.values())
+
+    async def settle(self) -> None:
+        while running := [t for t in self._tasks.values() if not t.done()]:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(
+        self,
+        chat_id: int,
+        question: str,
+        model: str,
+        messages: list[dict[str, str]],
+        warned: set[str],
+    ) -> None:
+        engine = self.engine
+        answer_id = next(self._ids)
+        parts: list[str] = []
+        reported: list[Any] = []
+        after_answer: list[Any] = []
+
+        async def on_delta(piece: str) -> None:
+            if not parts:
+                await engine.deliver(chat_id, AnswerStarted(answer_id, model))
+            parts.append(piece)
+            await engine.deliver(chat_id, AnswerDelta(answer_id, piece))
+
+        async def on_event(route_event: Any) -> None:
+            reported.append(route_event)
+            if parts:
+                after_answer.append(route_event)  # told after the answer, not in its middle
+            else:
+                await self._tell(chat_id, route_event.name, route_event.data)
+
+        answered_by: str | None = None
+        complete = False
+        try:
+            result = await engine.router.ask(model, messages, on_delta=on_delta, on_event=on_event)
+            answered_by, complete = result.model_key, result.complete
+            after_answer.extend(e for e in result.events if not any(e is r for r in reported))
+        except asyncio.CancelledError:
+            log.info("answer in chat %s stopped", chat_id)
+        except Exception:
+            log.exception("answer in chat %s failed", chat_id)
+            await self._tell(chat_id, "all_down", {})
+        text = "".join(parts)
+        if parts:
+            await engine.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
+        for route_event in after_answer:
+            await self._tell(chat_id, route_event.name, route_event.data)
+        provider = engine.settings.models[model].provider
+        if answered_by == model and provider in warned:
+            await self._tell(chat_id, "provider_back", {"provider": provider, "episode": ""})
+        await self._tell(
+            chat_id, "answered",
+            {"question": question, "answer": text, "complete": complete,
+             "model": answered_by or ""},
+        )  # fmt: skip
+
+    async def _tell(self, chat_id: int, name: str, data: dict[str, Any]) -> None:
+        await self.engine.handle(Event.system(chat_id, name, **for_flows(self.engine, data)))
+
+
+def for_flows(engine: Engine, data: dict[str, Any]) -> dict[str, Any]:
+    """Route details as flows show them: titles for the texts, keys (``*_key``) for actions."""
+    out = dict(data)
+    providers, models = engine.settings.providers, engine.settings.models
+    for key in ("provider", "offered_provider"):
+        if data.get(key) in providers:
+            out[f"{key}_key"] = data[key]
+            out[key] = providers[data[key]].title
+    for key in ("model", "offered"):
+        if data.get(key) in models:
+            model = models[data[key]]
+            out[f"{key}_key"] = data[key]
+            out[key] = model.title
+            out[f"{key}_provider"] = providers[model.provider].title
+    return out

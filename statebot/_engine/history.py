@@ -1,0 +1,46 @@
+"""Conversation history: what is kept per chat, and what of it goes with the next question.
+
+The budget is in characters per model (``history_chars`` in the catalog), so that no tokenizer
+has to be downloaded; a character budget errs on the safe side for every tokenizer in use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._store.base import ChatRecord
+
+
+def messages_for(
+    record: ChatRecord, budget_chars: int, question: str
+) -> tuple[list[dict[str, str]], int]:
+    """The newest turns that fit the budget, then the question; and how many turns were left out.
+
+    Turns are dropped in pairs (question and answer), so that the model never sees an answer
+    without the question it answered.
+    """
+    budget = budget_chars - len(question)
+    history = record.history
+    kept = 0
+    index = len(history)
+    while index >= 2:
+        pair = history[index - 2 : index]
+        cost = sum(len(turn.get("content", "")) for turn in pair)
+        if cost > budget:
+            break
+        budget -= cost
+        kept += 2
+        index -= 2
+    messages = [
+        {"role": t["role"], "content": t["content"]} for t in history[len(history) - kept :]
+    ]
+    messages.append({"role": "user", "content": question})
+    return messages, len(history) - kept
+
+
+def remember(record: ChatRecord, payload: dict[str, Any]) -> None:
+    """Keep a question and the answer the user saw (a stopped answer's partial too)."""
+    question, answer = payload.get("question", ""), payload.get("answer", "")
+    if question and answer:
+        record.history.append({"role": "user", "content": str(question)})
+        record.history.append({"role": "assistant", "content": str(answer)})

@@ -1,0 +1,208 @@
+"""The seed's manual test steps and every shipped flow, as chats. Read them as transcripts."""
+
+from __future__ import annotations
+
+from conftest import ADMIN
+
+from statebot import AnswerDone, Reply
+from statebot.testing import BotKit
+
+
+async def test_start_shows_the_models_by_provider(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/start")
+    assert chat.state == "welcome.greet"
+    for title in ("🚀 Llama 3.3 70B", "🦙 Llama 4 Maverick", "🔍 Scout", "🌙 Kimi K2",
+                  "⚡ Llama 3.1 8B", "🧠 Qwen 3 235B", "☀️ Solar Pro 3", "🔱 Trinity Mini",
+                  "🤖 GLM-4.5"):  # fmt: skip
+        assert title in chat.text
+    assert "⚡ Быстрые модели: Groq + Cerebras" in chat.text
+    assert "☁️ Модели OpenRouter" in chat.text
+
+
+async def test_menu_choose_cerebras_llama_then_the_question_goes_to_llama3_1_8b(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/menu")
+    assert chat.state == "menu.main"
+    await chat.press("🤖 Выбрать модель")
+    assert chat.state == "model_choice.choosing"
+    assert "✅ 🚀 Groq Llama 3.3" in chat.buttons  # the default model, marked
+    await chat.press("⚡ Cerebras Llama 3.1")
+    assert chat.state == "chat.ready"
+    assert chat.text == "✅ Модель: ⚡ Llama 3.1 8B (Cerebras). Напишите вопрос."
+
+    await chat.send("Сколько будет 2+2?")
+    request = kit.providers.requests[-1]
+    assert (request.provider, request.model) == ("cerebras", "llama3.1-8b")
+    assert chat.text == "[llama3.1-8b] answer to: Сколько будет 2+2?"
+    assert chat.state == "chat.ready"
+
+
+async def test_the_chosen_model_is_marked_and_kept_per_chat(kit: BotKit) -> None:
+    one, two = kit.chat(1), kit.chat(2)
+    await one.send("/model")
+    await one.press("🧠 Cerebras Qwen 3")
+    await two.send("/model")
+    assert "✅ 🚀 Groq Llama 3.3" in two.buttons
+    await one.send("/model")
+    assert "✅ 🧠 Cerebras Qwen 3" in one.buttons
+    assert (await one.record()).model == "cerebras-qwen-3"
+    assert (await two.record()).model is None
+
+
+async def test_admin_is_refused_to_a_non_admin(kit: BotKit) -> None:
+    chat = kit.chat(7)
+    await chat.send("/menu")
+    assert "🛠 Админ" not in chat.buttons
+    await chat.send("/admin")
+    assert chat.text == "⛔ Только для администраторов."
+    assert chat.state == "menu.main"
+
+
+async def test_admin_sees_the_panel_and_sets_the_default_model(kit: BotKit) -> None:
+    admin = kit.chat(ADMIN)
+    await admin.send("/menu")
+    await admin.press("🛠 Админ")
+    assert admin.state == "admin.panel"
+    assert "• Groq: healthy" in admin.text
+    await admin.press("🤖 Модель по умолчанию")
+    assert admin.state == "admin.default_model"
+    await admin.press("🌙 Groq Kimi K2")
+    assert admin.state == "admin.panel"
+    assert "Модель по умолчанию: 🌙 Kimi K2" in admin.text
+
+    user = kit.chat(8)  # has not chosen a model: the new default applies
+    await user.send("hello")
+    assert kit.providers.requests[-1].model == "moonshotai/kimi-k2-instruct-0905"
+    assert await kit.bot.store.get_setting("default_model") == "groq-kimi-k2"
+
+
+async def test_admin_refresh_and_back(kit: BotKit) -> None:
+    admin = kit.chat(ADMIN)
+    await admin.send("/admin")
+    await admin.press("🔄 Обновить")
+    assert admin.state == "admin.panel"
+    await admin.press("🤖 Модель по умолчанию")
+    await admin.press("⬅️ Назад")
+    assert admin.state == "admin.panel"
+    await admin.press("⬅️ Меню")
+    assert admin.state == "menu.main"
+
+
+async def test_language_follows_telegram_and_lang_overrides_it(kit: BotKit) -> None:
+    chat = kit.chat(language="en-GB")
+    await chat.send("/menu")
+    assert chat.text.startswith("📋 Menu.")
+    russian = kit.chat(2, language="de")  # not shipped: the default, Russian
+    await russian.send("/menu")
+    assert russian.text.startswith("📋 Меню.")
+
+    await chat.press("🌐 Language")
+    assert chat.state == "language.choosing"
+    await chat.press("🇷🇺 Русский")
+    assert chat.state == "menu.main"
+    assert chat.text.startswith("📋 Меню.")
+    assert (await chat.record()).language == "ru"
+    await chat.send("/lang")
+    await chat.press("⬅️ Назад")
+    assert chat.state == "menu.main"
+
+
+async def test_help_and_the_way_back(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/start")
+    await chat.press("📋 Меню")
+    await chat.press("ℹ️ Помощь")
+    assert chat.state == "welcome.help"
+    assert "/model — выбрать модель" in chat.text
+    await chat.press("📋 Меню")
+    assert chat.state == "menu.main"
+    await chat.send("/help")
+    assert chat.state == "welcome.help"
+
+
+async def test_start_choose_button_and_back(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/start")
+    await chat.press("🤖 Выбрать модель")
+    assert chat.state == "model_choice.choosing"
+    await chat.press("⬅️ Назад")
+    assert chat.state == "menu.main"
+
+
+async def test_unknown_command_says_so_and_changes_nothing(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/menu")
+    await chat.send("/frobnicate")
+    assert "Не знаю такой команды" in chat.text
+    assert chat.state == "menu.main"
+
+
+async def test_a_question_from_any_state_is_answered(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/lang")
+    await chat.send("What is TOML?")
+    assert chat.answers[-1].text == "[llama-3.3-70b-versatile] answer to: What is TOML?"
+    assert chat.state == "chat.ready"
+
+
+async def test_history_goes_with_the_next_question_and_new_clears_it(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("first")
+    await chat.send("second")
+    sent = kit.providers.requests[-1].messages
+    assert [m["content"] for m in sent] == [
+        "first", "[llama-3.3-70b-versatile] answer to: first", "second"
+    ]
+    await chat.send("/new")
+    assert chat.text == "🆕 Начинаем новый разговор."
+    await chat.send("third")
+    assert [m["content"] for m in kit.providers.requests[-1].messages] == ["third"]
+
+
+async def test_stop_keeps_what_was_shown_and_returns_to_ready(kit: BotKit) -> None:
+    chat = kit.chat()
+    release = kit.providers.hang("groq", after_pieces=1)
+    await chat.send("tell me a long story", wait=False)
+    await kit.until(lambda: chat.streamed)  # the first piece has reached the user
+    assert chat.state == "chat.answering"
+    await chat.send("/stop", wait=False)
+    await kit.settle()
+    release.set()
+    assert chat.state == "chat.ready"
+    done = chat.answers[-1]
+    assert not done.complete
+    assert done.text == chat.streamed and done.text  # the partial stays
+    assert "⏹ Остановлено." in chat.texts
+
+
+async def test_a_question_sent_while_answering_waits_its_turn(kit: BotKit) -> None:
+    chat = kit.chat()
+    release = kit.providers.hang("groq", times=1)
+    await chat.send("first", wait=False)
+    await chat.send("second", wait=False)
+    assert chat.text == "⏳ Отвечу после текущего ответа."
+    release.set()
+    await kit.settle()
+    assert [a.text for a in chat.answers] == [
+        "[llama-3.3-70b-versatile] answer to: first",
+        "[llama-3.3-70b-versatile] answer to: second",
+    ]
+    assert chat.state == "chat.ready"
+
+
+async def test_stop_with_nothing_running(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/stop")
+    assert chat.text == "Сейчас нечего останавливать."
+
+
+async def test_effects_are_transport_free_values(kit: BotKit) -> None:
+    chat = kit.chat()
+    await chat.send("/menu")
+    await chat.press("🤖 Выбрать модель")
+    reply = chat.replies[-1]
+    assert isinstance(reply, Reply) and reply.edit  # a press edits the menu in place
+    assert all(len(b.data.encode()) <= 64 for row in reply.buttons for b in row)
+    await chat.send("hi")
+    assert isinstance(chat.effects[-1], AnswerDone)
