@@ -111,7 +111,8 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("show_menu")
     async def show_menu(turn: Turn) -> None:
-        await turn.engine.show_current(turn)
+        """Show the chat's current state again, after whatever the transition says."""
+        turn.values["show_menu"] = True
 
     @registry.action("demo_outage")
     async def demo_outage(turn: Turn) -> None:

@@ -187,9 +187,6 @@ class Engine:
     def on_enter(self, listener: Callable[[int, str], None]) -> None:
         self._listeners.append(listener)
 
-    async def show_current(self, turn: Turn, *, edit: bool = False) -> None:
-        await self.machine.show_state(turn, turn.record.state, edit=edit)
-
     def messages_for(self, record: ChatRecord, model: str, question: str) -> list[dict[str, str]]:
         budget = self.settings.models[model].history_chars
         messages, dropped = messages_for(record, budget, question)

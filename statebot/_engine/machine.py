@@ -74,6 +74,8 @@ class FlowMachine:
                 turn.engine.trace(turn.record.chat_id, t.dest)
                 if not t.silent:
                     await self.show_state(turn, t.dest, edit=turn.event.kind == "press")
+            elif turn.values.pop("show_menu", False):
+                await self.show_state(turn, turn.record.state)
 
         return show
 
