@@ -37,7 +37,9 @@ class Checker:
                 hint = did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
                 self.add((*path, key), f"unknown key '{key}'", hint)
 
-    def table(self, parent: dict[str, Any], key: str, path: tuple[str | int, ...]) -> dict[str, Any]:
+    def table(
+        self, parent: dict[str, Any], key: str, path: tuple[str | int, ...]
+    ) -> dict[str, Any]:
         value = parent.get(key, {})
         if not isinstance(value, dict):
             self.add((*path, key), f"must be a table, not {type(value).__name__}")
@@ -55,14 +57,15 @@ class Checker:
     ) -> Any:
         if key not in parent:
             if required:
-                self.add((*path, key), f"'{key}' is required", f"add {key} = ... to [{'.'.join(map(str, path))}]")
+                self.add(
+                    (*path, key),
+                    f"'{key}' is required",
+                    f"add {key} = ... to [{'.'.join(map(str, path))}]",
+                )
             return default
         value = parent[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
             self.add((*path, key), f"must be {names}, not {type(value).__name__}")

@@ -29,8 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     _common(graph)
     chat = sub.add_parser("chat", help="talk to the bot in this terminal (or through a pipe)")
     _common(chat)
-    chat.add_argument("--store", default=":memory:",
-                      help="SQLite file to keep chats in (default: memory, gone on exit)")
+    chat.add_argument(
+        "--store",
+        default=":memory:",
+        help="SQLite file to keep chats in (default: memory, gone on exit)",
+    )
     chat.add_argument("--lang", default=None, help="your language code, as Telegram would send it")
     chat.add_argument("--user-id", type=int, default=1)
     chat.add_argument("--admin", action="store_true", help="be an admin in this chat")
@@ -49,8 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"statebot: {exc}", file=sys.stderr)
         return 1
     if args.command == "check":
-        print(f"OK: {len(flows.flows)} flows, {len(flows.states)} states, "
-              f"{len(settings.models)} models, {len(settings.providers)} providers")
+        print(
+            f"OK: {len(flows.flows)} flows, {len(flows.states)} states, "
+            f"{len(settings.models)} models, {len(settings.providers)} providers"
+        )
         return 0
     if args.command == "graph":
         try:
@@ -74,14 +79,19 @@ async def _chat(args: argparse.Namespace) -> int:
 
     settings, flows = load_config(args.settings, args.flows)
     if args.admin:
-        bot_settings = dataclasses.replace(settings.bot, admins=settings.bot.admins | {args.user_id})
+        bot_settings = dataclasses.replace(
+            settings.bot, admins=settings.bot.admins | {args.user_id}
+        )
         settings = dataclasses.replace(settings, bot=bot_settings)
     terminal = TerminalChat(chat_id=args.user_id, user_id=args.user_id, language=args.lang)
     store = await SqliteStore.open(args.store)
     bot = await build_bot(settings, flows, store=store, deliver=terminal.deliver)
     if settings.demo_mode():
-        print("🧪 No provider key is set: the offline demo model answers. /demo shows how to "
-              "switch on outages.", flush=True)
+        print(
+            "🧪 No provider key is set: the offline demo model answers. /demo shows how to "
+            "switch on outages.",
+            flush=True,
+        )
     try:
         await terminal.run(bot)
     finally:

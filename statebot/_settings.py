@@ -7,6 +7,7 @@ key, and ``load_env`` fills the environment from an untracked ``.env`` without o
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from ._checks import Checker, did_you_mean
 from ._errors import ConfigError, Problem
-from ._tomlsource import read_toml
+from ._tomlsource import decode_error_line, read_toml
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for InlineKeyboardButton.callback_data
 
@@ -105,6 +106,8 @@ _BOT = ("default_model", "languages", "admins", "fallback", "demo")
 _PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
 _MODEL = ("provider", "id", "title", "button", "history_chars")
 _DEMO = ("auto", "on", "off")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_MODEL_TRIGGERS = ("model", "default_model")  # model keyboards' triggers: data is TRIGGER:KEY
 
 
 def load_settings(path: str | Path) -> Settings:
@@ -115,7 +118,7 @@ def load_settings(path: str | Path) -> Settings:
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]) from None
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        line = decode_error_line(exc)
         raise ConfigError(
             [Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line", line)]
         ) from None
@@ -134,28 +137,42 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
     check.known_keys(bot_raw, ("bot",), _BOT)
     default_model = check.typed(bot_raw, "default_model", str, ("bot",), required=True)
     if default_model is not None and default_model not in models:
-        check.add(("bot", "default_model"), f"unknown model '{default_model}'",
-                  did_you_mean(default_model, models) or "use a key of [models]")
+        check.add(
+            ("bot", "default_model"),
+            f"unknown model '{default_model}'",
+            did_you_mean(default_model, models) or "use a key of [models]",
+        )
     languages = check.typed(bot_raw, "languages", list, ("bot",), default=["ru", "en"])
     if not languages or not all(isinstance(x, str) and x for x in languages):
-        check.add(("bot", "languages"), "must be a non-empty list of language codes", 'e.g. ["ru", "en"]')
+        check.add(
+            ("bot", "languages"), "must be a non-empty list of language codes", 'e.g. ["ru", "en"]'
+        )
         languages = ["ru"]
     admins = check.typed(bot_raw, "admins", list, ("bot",), default=[])
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in admins):
-        check.add(("bot", "admins"), "must be a list of Telegram user ids (numbers)", "e.g. admins = [123456789]")
+        check.add(
+            ("bot", "admins"),
+            "must be a list of Telegram user ids (numbers)",
+            "e.g. admins = [123456789]",
+        )
         admins = []
     fallback = check.typed(bot_raw, "fallback", list, ("bot",), default=list(providers))
     for index, name in enumerate(fallback):
         if name not in providers:
-            check.add(("bot", "fallback", index), f"unknown provider '{name}'",
-                      did_you_mean(str(name), providers) or "use a key of [providers]")
+            check.add(
+                ("bot", "fallback", index),
+                f"unknown provider '{name}'",
+                did_you_mean(str(name), providers) or "use a key of [providers]",
+            )
     demo = check.typed(bot_raw, "demo", str, ("bot",), default="auto")
     if demo not in _DEMO:
         check.add(("bot", "demo"), f"must be one of {', '.join(_DEMO)}", did_you_mean(demo, _DEMO))
     health = _parse_numbers(check, data, "health", HealthSettings)
     store_raw = check.table(data, "store", ())
     check.known_keys(store_raw, ("store",), ("path",))
-    store = StoreSettings(path=check.typed(store_raw, "path", str, ("store",), default="statebot.db"))
+    store = StoreSettings(
+        path=check.typed(store_raw, "path", str, ("store",), default="statebot.db")
+    )
     if default_model is None:
         return None
     return Settings(
@@ -186,15 +203,21 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
         key_env = check.typed(table, "key_env", str, where, required=True)
         if base_url and not base_url.startswith(("http://", "https://")):
             check.add((*where, "base_url"), "must start with http:// or https://")
-        if key_env and not key_env.replace("_", "").isalnum():
-            check.add((*where, "key_env"), "must be the NAME of an environment variable, not a key",
-                      "put the key itself in the environment or in .env")
+        if key_env and not _ENV_NAME.fullmatch(key_env):  # keys are mixed or lower case
+            check.add(
+                (*where, "key_env"),
+                "must be the NAME of an environment variable, not a key",
+                'keys go in the environment or in .env; key_env = "GROQ_API_KEY" names one',
+            )
         timeouts_raw = check.typed(table, "timeouts", dict, where, default={})
         check.known_keys(timeouts_raw, (*where, "timeouts"), ("connect", "first_token", "total"))
-        timeouts = Timeouts(**{
-            k: float(v) for k, v in timeouts_raw.items()
-            if k in ("connect", "first_token", "total") and isinstance(v, int | float)
-        })
+        timeouts = Timeouts(
+            **{
+                k: float(v)
+                for k, v in timeouts_raw.items()
+                if k in ("connect", "first_token", "total") and isinstance(v, int | float)
+            }
+        )
         headers = check.typed(table, "headers", dict, where, default={})
         if base_url and key_env:
             providers[name] = ProviderSettings(
@@ -219,13 +242,21 @@ def _parse_models(
             check.add(where, "must be a table")
             continue
         check.known_keys(table, where, _MODEL)
-        if len(f"model:{key}".encode()) > CALLBACK_DATA_LIMIT:
-            check.add(where, f"model key is too long for a Telegram button ({len(key)} characters)",
-                      "use a shorter key; the provider's id can stay long")
+        size = max(len(f"{trigger}:{key}".encode()) for trigger in _MODEL_TRIGGERS)
+        if size > CALLBACK_DATA_LIMIT:
+            check.add(
+                where,
+                f"model key is too long for a Telegram button ({size} bytes of "
+                f"callback data, over {CALLBACK_DATA_LIMIT})",
+                "use a shorter key; the provider's id can stay long",
+            )
         provider = check.typed(table, "provider", str, where, required=True)
         if provider is not None and provider not in providers:
-            check.add((*where, "provider"), f"unknown provider '{provider}'",
-                      did_you_mean(provider, providers) or "use a key of [providers]")
+            check.add(
+                (*where, "provider"),
+                f"unknown provider '{provider}'",
+                did_you_mean(provider, providers) or "use a key of [providers]",
+            )
         model_id = check.typed(table, "id", str, where, required=True)
         title = check.typed(table, "title", str, where, default=key)
         button = check.typed(table, "button", str, where, default=title)
@@ -235,16 +266,23 @@ def _parse_models(
     for name, provider_settings in providers.items():
         fallback_model = provider_settings.fallback_model
         if fallback_model is not None and models.get(fallback_model) is None:
-            check.add(("providers", name, "fallback_model"), f"unknown model '{fallback_model}'",
-                      did_you_mean(fallback_model, models) or "use a key of [models]")
+            check.add(
+                ("providers", name, "fallback_model"),
+                f"unknown model '{fallback_model}'",
+                did_you_mean(fallback_model, models) or "use a key of [models]",
+            )
         elif fallback_model is not None and models[fallback_model].provider != name:
-            check.add(("providers", name, "fallback_model"),
-                      f"model '{fallback_model}' belongs to {models[fallback_model].provider}",
-                      f"pick a model of {name}")
+            check.add(
+                ("providers", name, "fallback_model"),
+                f"model '{fallback_model}' belongs to {models[fallback_model].provider}",
+                f"pick a model of {name}",
+            )
     return models
 
 
-def _parse_numbers(check: Checker, data: dict[str, Any], key: str, cls: type[HealthSettings]) -> HealthSettings:
+def _parse_numbers(
+    check: Checker, data: dict[str, Any], key: str, cls: type[HealthSettings]
+) -> HealthSettings:
     raw = check.table(data, key, ())
     defaults = cls()
     fields = list(defaults.__dataclass_fields__)
@@ -254,7 +292,7 @@ def _parse_numbers(check: Checker, data: dict[str, Any], key: str, cls: type[Hea
         value = check.typed(raw, name, (int, float), (key,))
         if value is not None:
             if value < 0:
-                check.add((key, name), "must not be negative")
+                check.add((key, name), "must not be negative", "use 0 or more")
             else:
                 values[name] = type(getattr(defaults, name))(value)
     return cls(**values)

@@ -133,13 +133,28 @@ async def test_in_memory_database_works() -> None:
     await store.close()
 
 
-async def test_forget_also_drops_the_chats_update_ids(tmp_path: Path) -> None:
+async def test_forget_keeps_update_ids_but_not_whose_they_were(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "bot.db")
     await store.save(ChatRecord(1), update_id=10)
     await store.save(ChatRecord(2), update_id=20)
-    await store.forget(1)
-    assert not await store.is_processed(10)
-    assert await store.is_processed(20)
+    await store.forget(1, update_id=11)
+    assert await store.is_processed(10)  # a redelivered old update is still not answered twice
+    assert await store.is_processed(11)  # nor is the /forget itself
+    assert await store.chat_ids() == [2]
+    await store.close()
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        rows = db.execute("SELECT update_id FROM processed_updates WHERE chat_id = 1").fetchall()
+    assert rows == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_chats_in_states(tmp_path: Path, kind: str) -> None:
+    store: Store = MemoryStore() if kind == "memory" else await SqliteStore.open(tmp_path / "b.db")
+    await store.save(ChatRecord(1, state="chat.answering"))
+    await store.save(ChatRecord(2, state="chat.ready"))
+    await store.save(ChatRecord(3, state="chat.answering"))
+    assert await store.chats_in_states(["chat.answering"]) == [1, 3]
+    assert await store.chats_in_states(["nowhere"]) == []
     await store.close()
 
 

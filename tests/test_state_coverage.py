@@ -27,9 +27,12 @@ def _transcripts(modules: tuple[object, ...], fixture: str) -> list[object]:
     found = []
     for module in modules:
         for name, func in vars(module).items():
-            if name.startswith("test_") and inspect.iscoroutinefunction(func):
-                if list(inspect.signature(func).parameters) == [fixture]:
-                    found.append(func)
+            if (
+                name.startswith("test_")
+                and inspect.iscoroutinefunction(func)
+                and list(inspect.signature(func).parameters) == [fixture]
+            ):
+                found.append(func)
     return found
 
 

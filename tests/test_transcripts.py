@@ -20,7 +20,9 @@ async def test_start_shows_the_models_by_provider(kit: BotKit) -> None:
     assert "☁️ Модели OpenRouter" in chat.text
 
 
-async def test_menu_choose_cerebras_llama_then_the_question_goes_to_llama3_1_8b(kit: BotKit) -> None:
+async def test_menu_choose_cerebras_llama_then_the_question_goes_to_llama3_1_8b(
+    kit: BotKit,
+) -> None:
     chat = kit.chat()
     await chat.send("/menu")
     assert chat.state == "menu.main"
@@ -152,7 +154,9 @@ async def test_history_goes_with_the_next_question_and_new_clears_it(kit: BotKit
     await chat.send("second")
     sent = kit.providers.requests[-1].messages
     assert [m["content"] for m in sent] == [
-        "first", "[llama-3.3-70b-versatile] answer to: first", "second"
+        "first",
+        "[llama-3.3-70b-versatile] answer to: first",
+        "second",
     ]
     await chat.send("/new")
     assert chat.text == "🆕 Начинаем новый разговор."

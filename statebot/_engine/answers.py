@@ -37,6 +37,9 @@ class Answers:
         engine = self.engine
         model = engine.model_for(record)
         messages = engine.messages_for(record, model, question)
+        if record.data.get("history_dropped") and not record.data.get("trim_noticed"):
+            record.data["trim_noticed"] = True  # told once, until /new
+            engine.post(Event.system(record.chat_id, "history_trimmed"))
         warned = {k for k, v in record.notices.items() if v}
         task = asyncio.create_task(self._run(record.chat_id, question, model, messages, warned))
         self._tasks[record.chat_id] = task

@@ -29,6 +29,8 @@ EVENT_FIELDS = (
 )
 SYSTEM_EVENTS = (
     "answered",
+    "interrupted",
+    "history_trimmed",
     "provider_down",
     "answered_by_fallback",
     "all_down",
@@ -123,9 +125,19 @@ def _actions(registry: Registry) -> None:
     async def new_conversation(turn: Turn) -> None:
         turn.record.history.clear()
         turn.record.data.pop("history_dropped", None)
+        turn.record.data.pop("trim_noticed", None)
+
+    @registry.action("forget")
+    async def forget(turn: Turn) -> None:
+        """Delete everything stored about this chat (the engine deletes instead of saving)."""
+        turn.engine.stop_answer(turn.record.chat_id)
+        turn.values["forget"] = True
 
 
-DEMO_USAGE = "/demo groq 403 · /demo cerebras 429 · /demo all 500 · /demo groq ok · /demo off"
+DEMO_USAGE = (
+    "/demo groq 403 · /demo cerebras 429 · /demo all 500 · /demo groq slow · /demo groq ok · "
+    "/demo off"
+)
 
 
 def switch_demo_outage(turn: Turn, words: list[str]) -> str:
@@ -140,8 +152,13 @@ def switch_demo_outage(turn: Turn, words: list[str]) -> str:
     if len(words) != 2 or (words[0] not in providers and words[0] != "all"):
         return DEMO_USAGE
     targets = providers if words[0] == "all" else [words[0]]
+    if words[1] in ("slow", "fast"):
+        for name in targets:
+            backend.slow(name) if words[1] == "slow" else backend.fast(name)
+        return f"{', '.join(targets)} → {words[1]}"
     if words[1] == "ok":
         for name in targets:
+            backend.fast(name)
             backend.recover(name)
             engine.health.enable(name)
             for model in engine.settings.models_of(name):

@@ -106,10 +106,25 @@ class Engine:
         self._listeners: list[Callable[[int, str], None]] = []
 
     async def start(self) -> None:
-        """Read what admins changed at run time (the default model) from the store."""
+        """Read what admins changed at run time, and repair answers a restart cut off."""
         stored = await self.store.get_setting("default_model")
         if isinstance(stored, str) and stored in self.settings.models:
             self.default_model = stored
+        await self.repair()
+
+    async def repair(self) -> int:
+        """Chats left waiting for an answer that died with the last process get ``interrupted``.
+
+        A state waits for an answer when it has a transition on ``answered``; no answer task of
+        this process can be running for it yet, so its answer was lost.
+        """
+        waiting = [s.name for s in self.flows.states.values() if "answered" in s.transitions]
+        chats = await self.store.chats_in_states(waiting) if waiting else []
+        for chat_id in chats:
+            await self.handle(Event.system(chat_id, "interrupted"))
+        if chats:
+            log.info("repaired %d chats left answering by the last run", len(chats))
+        return len(chats)
 
     def reload(self, settings: Settings, flows: FlowSet) -> None:
         """Swap in a new flow set and settings, already validated by the caller."""
@@ -131,7 +146,10 @@ class Engine:
                 record.data["telegram_language"] = event.language
             turn = Turn(self, record, event, self.language_for(record))
             await self._dispatch(turn)
-            await self.store.save(record, update_id=event.update_id)
+            if turn.values.get("forget"):
+                await self.store.forget(record.chat_id, update_id=event.update_id)
+            else:
+                await self.store.save(record, update_id=event.update_id)
             return True
 
     async def _dispatch(self, turn: Turn) -> None:

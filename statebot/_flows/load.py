@@ -16,7 +16,7 @@ from typing import Any
 from .._checks import Checker, did_you_mean
 from .._errors import ConfigError, Problem
 from .._settings import CALLBACK_DATA_LIMIT
-from .._tomlsource import TomlSource, read_toml
+from .._tomlsource import TomlSource, decode_error_line, read_toml
 from .model import TEXT_TRIGGER, ButtonSpec, Flow, FlowSet, State, Texts, Transition
 
 
@@ -47,16 +47,18 @@ def load_flows(directory: str | Path, vocabulary: Vocabulary) -> FlowSet:
         raise ConfigError(
             [Problem(str(directory), "", "no flow files found", "add at least one flows/*.toml")]
         )
-    return _Loader(vocabulary).load(files)
+    return _Loader(vocabulary, directory).load(files)
 
 
 class _Loader:
-    def __init__(self, vocabulary: Vocabulary) -> None:
+    def __init__(self, vocabulary: Vocabulary, directory: Path) -> None:
         self.vocab = vocabulary
+        self.directory = directory
         self.problems: list[Problem] = []
         self.flows: dict[str, Flow] = {}
         self.states: dict[str, State] = {}
         self.globals: dict[str, tuple[Transition, ...]] = {}
+        self.global_flow: dict[str, str] = {}  # trigger → the flow that defines it
         self.checkers: dict[str, Checker] = {}  # flow name → its file's checker
         self.broken_flows: set[str] = set()  # names of files that did not parse
         self._pending_targets: list[tuple[Checker, tuple[str | int, ...], str, str]] = []
@@ -77,8 +79,13 @@ class _Loader:
         except tomllib.TOMLDecodeError as exc:
             self.broken_flows.add(path.stem)
             self.problems.append(
-                Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line",
-                        getattr(exc, "lineno", None))
+                Problem(
+                    str(path),
+                    "",
+                    f"not valid TOML: {exc}",
+                    "fix the syntax at that line",
+                    decode_error_line(exc),
+                )
             )
         except (OSError, UnicodeDecodeError) as exc:
             self.broken_flows.add(path.stem)
@@ -95,8 +102,12 @@ class _Loader:
         check.known_keys(header, ("flow",), _HEADER_KEYS)
         name = check.typed(header, "name", str, ("flow",), default=source.path.stem)
         if name != source.path.stem:
-            check.add(("flow", "name"), f"flow '{name}' is in file {source.path.name}",
-                      f"name the file {name}.toml or set name = \"{source.path.stem}\"")
+            check.add(
+                ("flow", "name"),
+                f"flow '{name}' is in file {source.path.name}",
+                f'name the file {name}.toml or set name = "{source.path.stem}"',
+            )
+            name = source.path.stem  # go on by the name the other flows reach this file by
         if "." in name:
             check.add(("flow", "name"), "a flow name cannot contain '.'", "use _ or - instead")
         initial = check.typed(header, "initial", str, ("flow",), required=True)
@@ -104,8 +115,11 @@ class _Loader:
         if not states_raw:
             check.add(("states",), "a flow needs at least one state", "add a [states.NAME] table")
         if initial is not None and states_raw and initial not in states_raw:
-            check.add(("flow", "initial"), f"state '{initial}' is not defined in this flow",
-                      did_you_mean(initial, states_raw) or f"add [states.{initial}]")
+            check.add(
+                ("flow", "initial"),
+                f"state '{initial}' is not defined in this flow",
+                did_you_mean(initial, states_raw) or f"add [states.{initial}]",
+            )
         self.checkers[name] = check
         self.flows[name] = Flow(
             name=name,
@@ -119,15 +133,23 @@ class _Loader:
                 self.states[state.name] = state
         for trigger, raw in check.table(data, "global", ()).items():
             where = ("global", trigger)
-            if not (trigger.startswith("/") or trigger in self.vocab.events
-                    or trigger == TEXT_TRIGGER):
-                check.add(where, f"'{trigger}' cannot be global",
-                          "global transitions are for /commands, 'text' and system events")
+            if not (
+                trigger.startswith("/") or trigger in self.vocab.events or trigger == TEXT_TRIGGER
+            ):
+                check.add(
+                    where,
+                    f"'{trigger}' cannot be global",
+                    "global transitions are for /commands, 'text' and system events",
+                )
                 continue
             if trigger in self.globals:
-                check.add(where, f"'{trigger}' is global in another flow too",
-                          "keep one global definition per trigger")
+                check.add(
+                    where,
+                    f"'{trigger}' is global in flow '{self.global_flow[trigger]}' too",
+                    "keep one global definition per trigger",
+                )
                 continue
+            self.global_flow[trigger] = name
             self.globals[trigger] = self._parse_transitions(check, name, "*", trigger, raw, where)
         self.problems.extend(check.problems)
 
@@ -141,9 +163,12 @@ class _Loader:
         text = self._texts(check, raw.get("text"), (*where, "text")) if "text" in raw else None
         keyboard = check.typed(raw, "keyboard", str, where)
         if keyboard is not None and keyboard not in self.vocab.keyboards:
-            check.add((*where, "keyboard"), f"unknown keyboard '{keyboard}'",
-                      did_you_mean(keyboard, self.vocab.keyboards)
-                      or f"known: {', '.join(sorted(self.vocab.keyboards))}")
+            check.add(
+                (*where, "keyboard"),
+                f"unknown keyboard '{keyboard}'",
+                did_you_mean(keyboard, self.vocab.keyboards)
+                or f"known: {', '.join(sorted(self.vocab.keyboards))}",
+            )
         buttons = self._buttons(check, raw.get("buttons", []), (*where, "buttons"))
         triggers = {b.id for row in buttons for b in row}
         if keyboard in self.vocab.keyboards:
@@ -153,21 +178,33 @@ class _Loader:
             at = (*where, "on", trigger)
             if not self._known_trigger(trigger, triggers):
                 hint = did_you_mean(trigger, [*triggers, *self.vocab.events, TEXT_TRIGGER])
-                check.add(at, f"'{trigger}' is not a button of this state, a /command, "
-                          "'text' or a system event",
-                          hint or "add a button with this id, or use a known trigger")
+                check.add(
+                    at,
+                    f"'{trigger}' is not a button of this state, a /command, "
+                    "'text' or a system event",
+                    hint or "add a button with this id, or use a known trigger",
+                )
                 continue
-            transitions[trigger] = self._parse_transitions(check, flow, qualified, trigger, spec, at)
+            transitions[trigger] = self._parse_transitions(
+                check, flow, qualified, trigger, spec, at
+            )
         return State(qualified, text, buttons, keyboard, transitions)
 
     def _known_trigger(self, trigger: str, buttons: set[str]) -> bool:
         return (
-            trigger.startswith("/") or trigger == TEXT_TRIGGER
-            or trigger in self.vocab.events or trigger in buttons
+            trigger.startswith("/")
+            or trigger == TEXT_TRIGGER
+            or trigger in self.vocab.events
+            or trigger in buttons
         )
 
     def _parse_transitions(
-        self, check: Checker, flow: str, source: str, trigger: str, raw: Any,
+        self,
+        check: Checker,
+        flow: str,
+        source: str,
+        trigger: str,
+        raw: Any,
         where: tuple[str | int, ...],
     ) -> tuple[Transition, ...]:
         specs = raw if isinstance(raw, list) else [raw]
@@ -175,12 +212,16 @@ class _Loader:
         for index, spec in enumerate(specs):
             at = (*where, index) if isinstance(raw, list) else where
             if not isinstance(spec, dict):
-                check.add(at, "a transition must be a table such as { go = \"state\" }")
+                check.add(at, 'a transition must be a table such as { go = "state" }')
                 continue
             check.known_keys(spec, at, _TRANSITION_KEYS)
             if result and not result[-1].guarded:
-                check.add(at, f"this transition can never fire: the one before it on '{trigger}' "
-                          "has no 'if' and always wins", "add an 'if' to the earlier one, or remove this one")
+                check.add(
+                    at,
+                    f"this transition can never fire: the one before it on '{trigger}' "
+                    "has no 'if' and always wins",
+                    "add an 'if' to the earlier one, or remove this one",
+                )
             go = check.typed(spec, "go", str, at)
             actions = spec.get("do", [])
             actions = [actions] if isinstance(actions, str) else actions
@@ -189,29 +230,44 @@ class _Loader:
                 actions = []
             for action in actions:
                 if action not in self.vocab.actions:
-                    check.add((*at, "do"), f"unknown action '{action}'",
-                              did_you_mean(action, self.vocab.actions)
-                              or f"known: {', '.join(sorted(self.vocab.actions))}")
+                    check.add(
+                        (*at, "do"),
+                        f"unknown action '{action}'",
+                        did_you_mean(action, self.vocab.actions)
+                        or f"known: {', '.join(sorted(self.vocab.actions))}",
+                    )
             guards = {}
             for key in ("if", "unless"):
                 guard = check.typed(spec, key, str, at)
                 if guard is not None and guard not in self.vocab.guards:
-                    check.add((*at, key), f"unknown guard '{guard}'",
-                              did_you_mean(guard, self.vocab.guards)
-                              or f"known: {', '.join(sorted(self.vocab.guards))}")
+                    check.add(
+                        (*at, key),
+                        f"unknown guard '{guard}'",
+                        did_you_mean(guard, self.vocab.guards)
+                        or f"known: {', '.join(sorted(self.vocab.guards))}",
+                    )
                 guards[key] = guard
             say = self._texts(check, spec["say"], (*at, "say")) if "say" in spec else None
             keyboard = check.typed(spec, "keyboard", str, at)
             if keyboard is not None and keyboard not in self.vocab.keyboards:
-                check.add((*at, "keyboard"), f"unknown keyboard '{keyboard}'",
-                          did_you_mean(keyboard, self.vocab.keyboards))
-            result.append(Transition(
-                trigger=trigger, source=source,
-                dest=self._qualify(flow, go) if go else None,
-                actions=tuple(actions), guard=guards["if"], unless=guards["unless"],
-                say=say, keyboard=keyboard,
-                silent=bool(check.typed(spec, "silent", bool, at, default=False)),
-            ))
+                check.add(
+                    (*at, "keyboard"),
+                    f"unknown keyboard '{keyboard}'",
+                    did_you_mean(keyboard, self.vocab.keyboards),
+                )
+            result.append(
+                Transition(
+                    trigger=trigger,
+                    source=source,
+                    dest=self._qualify(flow, go) if go else None,
+                    actions=tuple(actions),
+                    guard=guards["if"],
+                    unless=guards["unless"],
+                    say=say,
+                    keyboard=keyboard,
+                    silent=bool(check.typed(spec, "silent", bool, at, default=False)),
+                )
+            )
             if go:
                 self._pending_targets.append((check, (*at, "go"), go, flow))
         return tuple(result)
@@ -233,12 +289,15 @@ class _Loader:
         texts: Texts = {}
         for lang in self.vocab.languages:
             if lang not in raw:
-                check.add(where, f"missing the '{lang}' text", f"add {lang} = \"...\"")
+                check.add(where, f"missing the '{lang}' text", f'add {lang} = "..."')
         for lang, text in raw.items():
             if lang not in self.vocab.languages:
-                check.add((*where, lang), f"'{lang}' is not a configured language",
-                          did_you_mean(lang, self.vocab.languages)
-                          or f"configured: {', '.join(self.vocab.languages)}")
+                check.add(
+                    (*where, lang),
+                    f"'{lang}' is not a configured language",
+                    did_you_mean(lang, self.vocab.languages)
+                    or f"configured: {', '.join(self.vocab.languages)}",
+                )
                 continue
             if not isinstance(text, str):
                 check.add((*where, lang), "must be a string")
@@ -255,15 +314,20 @@ class _Loader:
             return
         for name in fields:
             if name not in self.vocab.placeholders:
-                check.add(where, f"unknown placeholder '{{{name}}}'",
-                          did_you_mean(name, self.vocab.placeholders)
-                          or f"known: {', '.join(sorted(self.vocab.placeholders))}")
+                check.add(
+                    where,
+                    f"unknown placeholder '{{{name}}}'",
+                    did_you_mean(name, self.vocab.placeholders)
+                    or f"known: {', '.join(sorted(self.vocab.placeholders))}",
+                )
 
     def _buttons(
         self, check: Checker, raw: Any, where: tuple[str | int, ...]
     ) -> tuple[tuple[ButtonSpec, ...], ...]:
         if not isinstance(raw, list):
-            check.add(where, "buttons must be a list of rows", 'e.g. [[{ id = "back", text = "⬅️" }]]')
+            check.add(
+                where, "buttons must be a list of rows", 'e.g. [[{ id = "back", text = "⬅️" }]]'
+            )
             return ()
         rows: list[tuple[ButtonSpec, ...]] = []
         for r, row in enumerate(raw):
@@ -278,20 +342,36 @@ class _Loader:
                 button_id = check.typed(spec, "id", str, at, required=True)
                 if button_id is None:
                     continue
-                if button_id == TEXT_TRIGGER or button_id.startswith("/") or button_id in self.vocab.events:
+                if (
+                    button_id == TEXT_TRIGGER
+                    or button_id.startswith("/")
+                    or button_id in self.vocab.events
+                ):
                     check.add((*at, "id"), f"'{button_id}' is reserved", "choose another button id")
                 arg = check.typed(spec, "arg", str, at, default="")
                 guards = {k: check.typed(spec, k, str, at) for k in ("if", "unless")}
                 for key, guard in guards.items():
                     if guard is not None and guard not in self.vocab.guards:
-                        check.add((*at, key), f"unknown guard '{guard}'",
-                                  did_you_mean(guard, self.vocab.guards))
-                button = ButtonSpec(button_id, self._texts(check, spec.get("text"), (*at, "text")),
-                                    arg, guards["if"], guards["unless"])
+                        check.add(
+                            (*at, key),
+                            f"unknown guard '{guard}'",
+                            did_you_mean(guard, self.vocab.guards),
+                        )
+                button = ButtonSpec(
+                    button_id,
+                    self._texts(check, spec.get("text"), (*at, "text")),
+                    arg,
+                    guards["if"],
+                    guards["unless"],
+                )
                 size = len(button.data.encode())
                 if size > CALLBACK_DATA_LIMIT:
-                    check.add((*at, "id"), f"button data is {size} bytes, over Telegram's "
-                              f"{CALLBACK_DATA_LIMIT}-byte callback limit", "use a shorter id or arg")
+                    check.add(
+                        (*at, "id"),
+                        f"button data is {size} bytes, over Telegram's "
+                        f"{CALLBACK_DATA_LIMIT}-byte callback limit",
+                        "use a shorter id or arg",
+                    )
                 specs.append(button)
             rows.append(tuple(specs))
         return tuple(rows)
@@ -305,22 +385,37 @@ class _Loader:
                 continue
             if qualified.split(".", 1)[0] in self.broken_flows:
                 continue  # its own file's error says enough
-            self._report(check, where, f"no state '{target}'",
-                         did_you_mean(qualified, [*self.states, *self.flows])
-                         or "use state, flow.state or a flow name")
+            self._report(
+                check,
+                where,
+                f"no state '{target}'",
+                did_you_mean(qualified, [*self.states, *self.flows])
+                or "use state, flow.state or a flow name",
+            )
         self._resolve_flow_targets()
         entries = [f for f in self.flows.values() if f.entry]
         if len(entries) != 1:
             names = ", ".join(f.name for f in entries) or "none"
-            self.problems.append(Problem("flows", "flow.entry",
-                                         f"exactly one flow must be the entry (found: {names})",
-                                         "set entry = true in the [flow] table of the welcome flow"))
+            message = f"exactly one flow must be the entry (found: {names})"
+            for entry_flow in entries:
+                self._report(
+                    self.checkers[entry_flow.name],
+                    ("flow", "entry"),
+                    message,
+                    "keep entry = true in one flow only",
+                )
+            if not entries and not self.broken_flows:  # else it may be in a file that did not parse
+                hint = "set entry = true in the [flow] table of the welcome flow"
+                self.problems.append(Problem(str(self.directory), "flow.entry", message, hint))
             return None
         entry = entries[0].initial
-        self._check_reachable(entry)
+        if not self.broken_flows:  # a file that did not parse may hold the way to a state
+            self._check_reachable(entry)
         return entry
 
-    def _report(self, check: Checker, where: tuple[str | int, ...], message: str, hint: str) -> None:
+    def _report(
+        self, check: Checker, where: tuple[str | int, ...], message: str, hint: str
+    ) -> None:
         before = len(check.problems)
         check.add(where, message, hint)
         self.problems.extend(check.problems[before:])
@@ -333,7 +428,9 @@ class _Loader:
 
         for name, state in list(self.states.items()):
             resolved = {k: tuple(resolve(t) for t in v) for k, v in state.transitions.items()}
-            self.states[name] = State(state.name, state.text, state.buttons, state.keyboard, resolved)
+            self.states[name] = State(
+                state.name, state.text, state.buttons, state.keyboard, resolved
+            )
         self.globals = {k: tuple(resolve(t) for t in v) for k, v in self.globals.items()}
 
     def _check_reachable(self, entry: str) -> None:
@@ -353,10 +450,14 @@ class _Loader:
                     if t.dest and t.dest not in seen:
                         seen.add(t.dest)
                         queue.append(t.dest)
-        for name, state in self.states.items():
+        for name in self.states:
             if name not in seen:
                 flow, _, short = name.partition(".")
                 check = self.checkers.get(flow)
                 if check is not None:
-                    self._report(check, ("states", short), f"state '{name}' cannot be reached",
-                                 "add a transition that goes to it, or remove it")
+                    self._report(
+                        check,
+                        ("states", short),
+                        f"state '{name}' cannot be reached",
+                        "add a transition that goes to it, or remove it",
+                    )

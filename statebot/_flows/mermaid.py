@@ -51,7 +51,9 @@ def mermaid(flows: FlowSet, flow: str) -> str:
                 declare(target)
                 edges.append(f"  {_node(state.name)} --> {_node(target)} : {_label(t)}")
     globals_here = [
-        t for ts in flows.globals.values() for t in ts
+        t
+        for ts in flows.globals.values()
+        for t in ts
         if t.dest and flows.states[t.dest].flow == flow
     ]
     if globals_here:

@@ -3,6 +3,9 @@ every flow (and switch on outages with /demo) before getting any key."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from .._settings import Settings
 from .base import ChatRequest
 from .scripted import ScriptedBackend
@@ -14,6 +17,19 @@ class DemoBackend(ScriptedBackend):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._titles = {(m.provider, m.id): m.title for m in settings.models.values()}
+        self._slow: dict[str, float] = {}
+
+    def slow(self, provider: str, seconds_per_piece: float = 0.5) -> None:
+        """Stream the provider's answers word by word, so that /stop can be tried by hand."""
+        self._slow[provider] = seconds_per_piece
+
+    def fast(self, provider: str) -> None:
+        self._slow.pop(provider, None)
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[str]:
+        pieces = super().stream(request)
+        delay = self._slow.get(request.provider)
+        return pieces if delay is None else _slowly(pieces, delay)
 
     def default_answer(self, request: ChatRequest) -> str:  # type: ignore[override]
         question = next(
@@ -26,3 +42,11 @@ class DemoBackend(ScriptedBackend):
             f"{title} ({request.provider}) would answer: «{question[:200]}». "
             "See README → «Connect a real bot and real keys»."
         )
+
+
+async def _slowly(pieces: AsyncIterator[str], delay: float) -> AsyncIterator[str]:
+    text = "".join([piece async for piece in pieces])  # the demo's text is there at once
+    words = text.split(" ")
+    for index, word in enumerate(words):
+        await asyncio.sleep(delay)  # the demo's own pace: real time, on purpose
+        yield word if index == len(words) - 1 else word + " "

@@ -56,8 +56,12 @@ class Store(Protocol):
 
     async def is_processed(self, update_id: int) -> bool: ...
 
-    async def forget(self, chat_id: int) -> None:
-        """Delete everything stored about the chat."""
+    async def forget(self, chat_id: int, *, update_id: int | None = None) -> None:
+        """Delete everything stored about the chat; mark ``update_id`` processed meanwhile."""
+        ...
+
+    async def chats_in_states(self, states: list[str]) -> list[int]:
+        """Chats stored in one of ``states``: how a restart finds answers it lost."""
         ...
 
     async def get_setting(self, key: str) -> Any | None: ...

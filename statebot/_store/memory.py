@@ -33,8 +33,13 @@ class MemoryStore:
     async def is_processed(self, update_id: int) -> bool:
         return update_id in self._updates
 
-    async def forget(self, chat_id: int) -> None:
+    async def forget(self, chat_id: int, *, update_id: int | None = None) -> None:
         self._chats.pop(chat_id, None)
+        if update_id is not None:
+            self._updates.add(update_id)
+
+    async def chats_in_states(self, states: list[str]) -> list[int]:
+        return sorted(c for c, raw in self._chats.items() if raw.get("state") in states)
 
     async def get_setting(self, key: str) -> Any | None:
         return copy.deepcopy(self._settings.get(key))

@@ -151,15 +151,34 @@ class SqliteStore:
         )
         return row is not None
 
-    async def forget(self, chat_id: int) -> None:
-        """Delete the chat and its update ids (a scan of processed_updates: rare, and bounded by
-        ``prune_updates``, so it does not earn an index that every save would pay for)."""
+    async def forget(self, chat_id: int, *, update_id: int | None = None) -> None:
+        """Delete the chat's record. Its processed update ids stay, no longer tied to the chat:
+        they say nothing about the user, and dropping them would let Telegram's redelivery of
+        an old update be answered a second time."""
 
         def work() -> None:
+            now = time.time()
             self._db.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
-            self._db.execute("DELETE FROM processed_updates WHERE chat_id = ?", (chat_id,))
+            self._db.execute(
+                "UPDATE processed_updates SET chat_id = NULL WHERE chat_id = ?", (chat_id,)
+            )
+            if update_id is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO processed_updates (update_id, chat_id, processed_at)"
+                    " VALUES (?, NULL, ?)",
+                    (update_id, now),
+                )
 
         await self._run(f"forget chat {chat_id}", lambda: _transaction(self._db, work))
+
+    async def chats_in_states(self, states: list[str]) -> list[int]:
+        """Chats whose stored state is one of ``states`` (a scan: for start-up repair only)."""
+        marks = ", ".join("?" for _ in states)
+        query = f"SELECT chat_id FROM chats WHERE json_extract(record, '$.state') IN ({marks})"
+        rows = await self._run(
+            "find chats by state", lambda: self._db.execute(query, tuple(states)).fetchall()
+        )
+        return sorted(int(row[0]) for row in rows)
 
     async def get_setting(self, key: str) -> Any | None:
         row = await self._run(
