@@ -7,7 +7,16 @@ private and may change between releases.
 
 from ._bot import Bot, build_bot, load_config
 from ._clock import Clock, FakeClock, SystemClock
-from ._engine.effects import AnswerDelta, AnswerDone, AnswerStarted, Button, Effect, Notice, Reply
+from ._engine.effects import (
+    AnswerButtons,
+    AnswerDelta,
+    AnswerDone,
+    AnswerStarted,
+    Button,
+    Effect,
+    Notice,
+    Reply,
+)
 from ._engine.events import Event, Kind
 from ._engine.registry import Registry, Turn
 from ._errors import (
@@ -35,6 +44,7 @@ from ._settings import Settings, load_settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnswerButtons",
     "AnswerDelta",
     "AnswerDone",
     "AnswerStarted",

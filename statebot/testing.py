@@ -24,7 +24,17 @@ from typing import Any
 
 from ._bot import Bot, build_bot, load_config
 from ._clock import FakeClock
-from ._engine.effects import AnswerDelta, AnswerDone, Button, Effect, Notice, Reply, flatten
+from ._engine.effects import (
+    AnswerButtons,
+    AnswerDelta,
+    AnswerDone,
+    AnswerStarted,
+    Button,
+    Effect,
+    Notice,
+    Reply,
+    flatten,
+)
 from ._engine.events import Event
 from ._engine.registry import Registry
 from ._errors import Outcome
@@ -207,9 +217,17 @@ class ChatKit:
 
     @property
     def keyboard(self) -> list[Button]:
-        for reply in reversed(self.replies):
-            if reply.buttons:
-                return flatten(reply.buttons)
+        """The newest buttons shown: a menu's, or those under an answer (⏹ Stop, 🔄 Regenerate)."""
+        finished: set[int] = set()  # a finished answer's ⏹ Stop is gone
+        for effect in reversed(self.effects):
+            if isinstance(effect, Reply) and effect.buttons:
+                return flatten(effect.buttons)
+            if isinstance(effect, AnswerButtons) and effect.buttons:
+                return flatten(effect.buttons)
+            if isinstance(effect, AnswerDone):
+                finished.add(effect.answer_id)
+            if isinstance(effect, AnswerStarted) and effect.answer_id not in finished:
+                return flatten(effect.buttons)
         return []
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import ADMIN
 
-from statebot import AnswerDone, Reply
+from statebot import AnswerButtons, AnswerDelta, AnswerDone, AnswerStarted, Reply
 from statebot.testing import BotKit
 
 
@@ -208,5 +208,40 @@ async def test_effects_are_transport_free_values(kit: BotKit) -> None:
     reply = chat.replies[-1]
     assert isinstance(reply, Reply) and reply.edit  # a press edits the menu in place
     assert all(len(b.data.encode()) <= 64 for row in reply.buttons for b in row)
-    await chat.send("hi")
-    assert isinstance(chat.effects[-1], AnswerDone)
+    effects = await chat.send("hi")
+    assert [type(e) for e in effects] == [
+        AnswerStarted,
+        AnswerDelta,
+        AnswerDelta,
+        AnswerDelta,
+        AnswerDone,
+        AnswerButtons,
+    ]
+    started, buttons = effects[0], effects[-1]
+    assert isinstance(started, AnswerStarted) and isinstance(buttons, AnswerButtons)
+    assert [b.label for row in started.buttons for b in row] == ["⏹ Стоп"]
+    assert [b.label for row in buttons.buttons for b in row] == ["🔄 Ещё раз"]
+    assert buttons.answer_id == started.answer_id
+
+
+async def test_the_stop_button_under_a_streaming_answer(kit: BotKit) -> None:
+    chat = kit.chat()
+    release = kit.providers.hang("groq", after_pieces=1)
+    await chat.send("long story", wait=False)
+    await kit.until(lambda: chat.streamed)
+    assert chat.buttons == ["⏹ Стоп"]
+    await chat.press("⏹ Стоп")
+    release.set()
+    assert chat.state == "chat.ready"
+    assert not chat.answers[-1].complete
+
+
+async def test_regenerate_asks_the_last_question_again_in_place_of_its_answer(kit: BotKit) -> None:
+    chat = kit.chat()
+    kit.providers.answer("groq", "first try", times=1)
+    await chat.send("question")
+    assert chat.buttons == ["🔄 Ещё раз"]
+    await chat.press("🔄 Ещё раз")
+    assert chat.answers[-1].text == "[llama-3.3-70b-versatile] answer to: question"
+    history = (await chat.record()).history
+    assert [t["content"] for t in history] == ["question", chat.answers[-1].text]

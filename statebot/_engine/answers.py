@@ -13,9 +13,10 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .._store.base import ChatRecord
-from .effects import AnswerDelta, AnswerDone, AnswerStarted
+from .effects import AnswerDelta, AnswerDone, AnswerStarted, Keyboard
 from .events import Event
+from .registry import Turn
+from .render import keyboard_for
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -33,15 +34,19 @@ class Answers:
         task = self._tasks.get(chat_id)
         return task is not None and not task.done()
 
-    def start(self, record: ChatRecord, question: str) -> None:
-        engine = self.engine
+    def start(self, turn: Turn, question: str) -> None:
+        engine, record = self.engine, turn.record
         model = engine.model_for(record)
+        entering = engine.flows.states.get(turn.entering or "")
+        buttons = keyboard_for(turn, entering) if entering else ()
         messages = engine.messages_for(record, model, question)
         if record.data.get("history_dropped") and not record.data.get("trim_noticed"):
             record.data["trim_noticed"] = True  # told once, until /new
             engine.post(Event.system(record.chat_id, "history_trimmed"))
         warned = {k for k, v in record.notices.items() if v}
-        task = asyncio.create_task(self._run(record.chat_id, question, model, messages, warned))
+        task = asyncio.create_task(
+            self._run(record.chat_id, question, model, messages, warned, buttons)
+        )
         self._tasks[record.chat_id] = task
         task.add_done_callback(lambda done: self._forget(record.chat_id, done))
 
@@ -76,6 +81,7 @@ class Answers:
         model: str,
         messages: list[dict[str, str]],
         warned: set[str],
+        buttons: Keyboard,
     ) -> None:
         engine = self.engine
         answer_id = next(self._ids)
@@ -85,7 +91,7 @@ class Answers:
 
         async def on_delta(piece: str) -> None:
             if not parts:
-                await engine.deliver(chat_id, AnswerStarted(answer_id, model))
+                await engine.deliver(chat_id, AnswerStarted(answer_id, model, buttons))
             parts.append(piece)
             await engine.deliver(chat_id, AnswerDelta(answer_id, piece))
 
@@ -118,7 +124,7 @@ class Answers:
         await self._tell(
             chat_id, "answered",
             {"question": question, "answer": text, "complete": complete,
-             "model": answered_by or ""},
+             "model": answered_by or "", "answer_id": answer_id},
         )  # fmt: skip
 
     async def _tell(self, chat_id: int, name: str, data: dict[str, Any]) -> None:

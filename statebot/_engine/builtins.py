@@ -86,6 +86,15 @@ def _actions(registry: Registry) -> None:
     async def ask(turn: Turn) -> None:
         turn.engine.start_answer(turn, turn.event.text)
 
+    @registry.action("regenerate")
+    async def regenerate(turn: Turn) -> None:
+        """Ask the last question again, in place of the answer it got."""
+        history = turn.record.history
+        if len(history) >= 2 and history[-2]["role"] == "user":
+            question = history[-2]["content"]
+            del history[-2:]
+            turn.engine.start_answer(turn, question)
+
     @registry.action("defer")
     async def defer(turn: Turn) -> None:
         turn.record.data.setdefault("pending", []).append(turn.event.text)
@@ -199,6 +208,10 @@ def _guards(registry: Registry) -> None:
         from .._providers.demo import DemoBackend
 
         return isinstance(turn.engine.router.backend, DemoBackend)
+
+    @registry.guard("has_history")
+    def has_history(turn: Turn) -> bool:
+        return len(turn.record.history) >= 2
 
     @registry.guard("has_args")
     def has_args(turn: Turn) -> bool:

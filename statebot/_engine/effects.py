@@ -39,8 +39,11 @@ class Notice:
 
 @dataclass(frozen=True)
 class AnswerStarted:
+    """An answer begins streaming; ``buttons`` go under it while it runs (such as ⏹ Stop)."""
+
     answer_id: int
     model: str  # model key
+    buttons: Keyboard = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,15 @@ class AnswerDone:
     complete: bool = True
 
 
-Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone
+@dataclass(frozen=True)
+class AnswerButtons:
+    """Buttons to put under a finished answer (such as 🔄 Regenerate), replacing the old ones."""
+
+    answer_id: int
+    buttons: Keyboard
+
+
+Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone | AnswerButtons
 
 
 def flatten(buttons: Keyboard) -> list[Button]:

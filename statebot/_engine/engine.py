@@ -217,7 +217,7 @@ class Engine:
         return self.answers.running(chat_id)
 
     def start_answer(self, turn: Turn, question: str) -> None:
-        self.answers.start(turn.record, question)
+        self.answers.start(turn, question)
 
     def stop_answer(self, chat_id: int) -> bool:
         return self.answers.stop(chat_id)

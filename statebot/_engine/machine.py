@@ -13,7 +13,7 @@ from typing import Any
 from transitions.extensions.asyncio import AsyncMachine
 
 from .._flows.model import FlowSet, Transition
-from .effects import Reply
+from .effects import AnswerButtons, Reply
 from .registry import Registry, Turn
 from .render import allowed, keyboard_for, named_keyboard, render_text
 
@@ -59,6 +59,7 @@ class FlowMachine:
     def _actions(self, t: Transition) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def run(event_data: Any) -> None:
             turn: Turn = event_data.kwargs["turn"]
+            turn.entering = t.dest
             for name in t.actions:
                 await self.registry.actions[name](turn)
 
@@ -74,6 +75,9 @@ class FlowMachine:
                 turn.engine.trace(turn.record.chat_id, t.dest)
                 if not t.silent:
                     await self.show_state(turn, t.dest, edit=turn.event.kind == "press")
+                elif "answer_id" in turn.payload:  # back from an answer: its buttons go under it
+                    buttons = keyboard_for(turn, self.flows.states[t.dest])
+                    await turn.emit(AnswerButtons(int(turn.payload["answer_id"]), buttons))
             elif turn.values.pop("show_menu", False):
                 await self.show_state(turn, turn.record.state)
 

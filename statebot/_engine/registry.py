@@ -30,6 +30,7 @@ class Turn:
     effects: list[Effect] = field(default_factory=list)
     arg: str = ""  # the pressed button's argument, such as a model key
     values: dict[str, Any] = field(default_factory=dict)  # what actions computed for the texts
+    entering: str | None = None  # the state the running transition goes to
 
     @property
     def is_admin(self) -> bool:
