@@ -69,6 +69,7 @@ class BotSettings:
     admins: frozenset[int] = frozenset()
     fallback: tuple[str, ...] = ()
     demo: str = "auto"
+    group_model_changers: str = "chat_admins"  # who may change a group's model
 
     @property
     def default_language(self) -> str:
@@ -102,7 +103,8 @@ class Settings:
 
 
 _TOP = ("bot", "health", "store", "providers", "models")
-_BOT = ("default_model", "languages", "admins", "fallback", "demo")
+_BOT = ("default_model", "languages", "admins", "fallback", "demo", "group_model_changers")
+_CHANGERS = ("anyone", "chat_admins", "bot_admins")
 _PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
 _MODEL = ("provider", "id", "title", "button", "history_chars")
 _DEMO = ("auto", "on", "off")
@@ -167,6 +169,13 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
     demo = check.typed(bot_raw, "demo", str, ("bot",), default="auto")
     if demo not in _DEMO:
         check.add(("bot", "demo"), f"must be one of {', '.join(_DEMO)}", did_you_mean(demo, _DEMO))
+    changers = check.typed(bot_raw, "group_model_changers", str, ("bot",), default="chat_admins")
+    if changers not in _CHANGERS:
+        check.add(
+            ("bot", "group_model_changers"),
+            f"must be one of {', '.join(_CHANGERS)}",
+            did_you_mean(changers, _CHANGERS),
+        )
     health = _parse_numbers(check, data, "health", HealthSettings)
     store_raw = check.table(data, "store", ())
     check.known_keys(store_raw, ("store",), ("path",))
@@ -182,6 +191,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
             admins=frozenset(admins),
             fallback=tuple(n for n in fallback if n in providers),
             demo=demo,
+            group_model_changers=changers,
         ),
         providers=providers,
         models=models,

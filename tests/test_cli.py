@@ -52,7 +52,7 @@ def test_check_prints_every_problem_with_file_and_line(
     shadow = apply(root, Edit("flows/chat.toml", '{ if = "has_pending", do', "{ do"))
     settings = apply(root, Edit("settings.toml", "open_seconds = 30", "open_seconds = -30"))
     expected = [  # file, line, key path
-        ("flows/model_choice.toml", line_of(action, "set_modle"), "states.choosing.on.model.do"),
+        ("flows/model_choice.toml", line_of(action, "set_modle"), "states.choosing.on.model[0].do"),
         ("flows/chat.toml", line_of(shadow, '{ go = "ready"'), "states.answering.on.answered[1]"),
         ("settings.toml", line_of(settings, "open_seconds = -30"), "health.open_seconds"),
     ]
@@ -84,7 +84,7 @@ def test_graph_draws_model_choice(capsys: pytest.CaptureFixture[str]) -> None:
     for expected in (
         '  state "model_choice.choosing" as model_choice__choosing',
         "  [*] --> model_choice__choosing",
-        "  model_choice__choosing --> chat__ready : model / set_model",
+        "  model_choice__choosing --> chat__ready : model [may_change_model] / set_model",
         "  model_choice__choosing --> menu__main : back",
         "  any_state --> model_choice__choosing : /model",
     ):

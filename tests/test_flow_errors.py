@@ -130,7 +130,7 @@ CASES = [
     pytest.param(
         Case(
             Edit("flows/model_choice.toml", 'go = "chat.ready"', 'go = "chat.redy"'),
-            "states.choosing.on.model.go",
+            "states.choosing.on.model[0].go",
             'go = "chat.redy"',
             "no state 'chat.redy'",
             "did you mean 'chat.ready'?",
@@ -160,7 +160,7 @@ CASES = [
     pytest.param(
         Case(
             Edit("flows/model_choice.toml", 'do = "set_model"', 'do = "set_modle"'),
-            "states.choosing.on.model.do",
+            "states.choosing.on.model[0].do",
             "set_modle",
             "unknown action 'set_modle'",
             "did you mean 'set_model'?",
@@ -312,8 +312,8 @@ CASES = [
         Case(
             Edit(
                 "flows/model_choice.toml",
-                '"/model" = { go = "choosing" }',
-                '"/model" = { go = "choosing" }\n"/menu" = { go = "choosing" }',
+                "[global]\n",
+                '[global]\n"/menu" = { go = "choosing" }\n',
             ),
             "global./menu",
             '"/menu" = { go = "choosing" }',
@@ -412,7 +412,9 @@ def test_a_syntax_error_does_not_hide_the_problems_of_other_files(tmp_path: Path
     syntax = the_problem(problems, root / "flows/menu.toml", "")
     assert "not valid TOML" in syntax.message
     assert syntax.line == line_of(broken, 'initial = "main')
-    action = the_problem(problems, root / "flows/model_choice.toml", "states.choosing.on.model.do")
+    action = the_problem(
+        problems, root / "flows/model_choice.toml", "states.choosing.on.model[0].do"
+    )
     assert action.line == line_of(other, "set_modle")
     # nothing else: the states of menu.toml, which others go to, are not reported as missing
     assert len(problems) == 2
@@ -440,7 +442,9 @@ def test_broken_flows_and_broken_settings_are_reported_together(tmp_path: Path) 
         Edit("settings.toml", 'default_model = "groq-llama-33"', 'default_model = "groq-llama-3"'),
     )
     problems = problems_of(root, match="2 problems")
-    in_flow = the_problem(problems, root / "flows/model_choice.toml", "states.choosing.on.model.go")
+    in_flow = the_problem(
+        problems, root / "flows/model_choice.toml", "states.choosing.on.model[0].go"
+    )
     assert in_flow.line == line_of(flow, "chat.redy")
     in_settings = the_problem(problems, root / "settings.toml", "bot.default_model")
     assert in_settings.line == line_of(settings, 'groq-llama-3"')

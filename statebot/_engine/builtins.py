@@ -209,6 +209,18 @@ def _guards(registry: Registry) -> None:
 
         return isinstance(turn.engine.router.backend, DemoBackend)
 
+    @registry.guard("may_change_model")
+    def may_change_model(turn: Turn) -> bool:
+        """In a group, only whom ``[bot] group_model_changers`` names may change its model."""
+        if turn.event.chat_type == "private" or turn.event.kind == "system":
+            return True
+        who = turn.engine.settings.bot.group_model_changers
+        if who == "anyone":
+            return True
+        if who == "chat_admins" and turn.event.from_chat_admin:
+            return True
+        return turn.is_admin
+
     @registry.guard("has_history")
     def has_history(turn: Turn) -> bool:
         return len(turn.record.history) >= 2

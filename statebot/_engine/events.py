@@ -25,6 +25,9 @@ class Event:
     language: str | None = None  # the user's Telegram language_code
     update_id: int | None = None  # for exactly-once handling
     payload: dict[str, Any] = field(default_factory=dict)  # a system event's details
+    chat_type: str = "private"  # Telegram's: private, group, supergroup, channel
+    thread_id: int | None = None  # a forum topic
+    from_chat_admin: bool = False  # the sender administers this group
 
     @classmethod
     def command(cls, chat_id: int, line: str, **kw: Any) -> Event:

@@ -35,7 +35,7 @@ class Vocabulary:
 _FLOW_KEYS = ("flow", "global", "states")
 _HEADER_KEYS = ("name", "initial", "entry")
 _STATE_KEYS = ("text", "buttons", "keyboard", "on")
-_TRANSITION_KEYS = ("go", "do", "if", "unless", "say", "keyboard", "silent")
+_TRANSITION_KEYS = ("go", "do", "if", "unless", "say", "keyboard", "silent", "describe")
 _BUTTON_KEYS = ("id", "text", "arg", "if", "unless")
 
 
@@ -248,6 +248,15 @@ class _Loader:
                     )
                 guards[key] = guard
             say = self._texts(check, spec["say"], (*at, "say")) if "say" in spec else None
+            describe = None
+            if "describe" in spec:
+                describe = self._texts(check, spec["describe"], (*at, "describe"))
+                if not (source == "*" and trigger.startswith("/")):
+                    check.add(
+                        (*at, "describe"),
+                        "only a global /command has a description",
+                        "move it to the command's transition under [global]",
+                    )
             keyboard = check.typed(spec, "keyboard", str, at)
             if keyboard is not None and keyboard not in self.vocab.keyboards:
                 check.add(
@@ -266,6 +275,7 @@ class _Loader:
                     say=say,
                     keyboard=keyboard,
                     silent=bool(check.typed(spec, "silent", bool, at, default=False)),
+                    describe=describe,
                 )
             )
             if go:

@@ -39,6 +39,7 @@ class Transition:
     say: Texts | None = None
     keyboard: str | None = None  # a dynamic keyboard shown under ``say``
     silent: bool = False  # enter ``dest`` without showing its text
+    describe: Texts | None = None  # a global command's line in Telegram's command menu
 
     @property
     def guarded(self) -> bool:
@@ -82,3 +83,12 @@ class FlowSet:
 
     def commands(self) -> list[str]:
         return sorted(t for t in self.globals if t.startswith("/"))
+
+    def command_menu(self, language: str) -> list[tuple[str, str]]:
+        """``(command, description)`` for Telegram's menu: the described global commands."""
+        menu = []
+        for trigger in self.commands():
+            describe = next((t.describe for t in self.globals[trigger] if t.describe), None)
+            if describe:
+                menu.append((trigger.lstrip("/"), describe.get(language, "")))
+        return menu
