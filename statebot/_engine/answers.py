@@ -29,6 +29,7 @@ class Answers:
         self.engine = engine
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ids = itertools.count(1)
+        self._discarded: set[asyncio.Task[None]] = set()
 
     def running(self, chat_id: int) -> bool:
         task = self._tasks.get(chat_id)
@@ -54,10 +55,13 @@ class Answers:
         if self._tasks.get(chat_id) is task:
             del self._tasks[chat_id]
 
-    def stop(self, chat_id: int) -> bool:
+    def stop(self, chat_id: int, *, discard: bool = False) -> bool:
+        """Cancel the chat's answer. ``discard``: keep nothing of it (the chat is forgotten)."""
         task = self._tasks.get(chat_id)
         if task is None or task.done():
             return False
+        if discard:
+            self._discarded.add(task)
         task.cancel()
         return True
 
@@ -114,6 +118,10 @@ class Answers:
             log.exception("answer in chat %s failed", chat_id)
             await self._tell(chat_id, "all_down", {})
         text = "".join(parts)
+        this = asyncio.current_task()
+        if this in self._discarded:
+            self._discarded.discard(this)
+            return
         if parts:
             await engine.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
         for route_event in after_answer:

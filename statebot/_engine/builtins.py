@@ -139,7 +139,7 @@ def _actions(registry: Registry) -> None:
     @registry.action("forget")
     async def forget(turn: Turn) -> None:
         """Delete everything stored about this chat (the engine deletes instead of saving)."""
-        turn.engine.stop_answer(turn.record.chat_id)
+        turn.engine.stop_answer(turn.record.chat_id, discard=True)
         turn.values["forget"] = True
 
 

@@ -219,8 +219,8 @@ class Engine:
     def start_answer(self, turn: Turn, question: str) -> None:
         self.answers.start(turn, question)
 
-    def stop_answer(self, chat_id: int) -> bool:
-        return self.answers.stop(chat_id)
+    def stop_answer(self, chat_id: int, *, discard: bool = False) -> bool:
+        return self.answers.stop(chat_id, discard=discard)
 
     def post(self, event: Event) -> None:
         """Handle ``event`` soon, from code that cannot wait (a health timer, a callback)."""
