@@ -35,10 +35,18 @@ class FlowMachine:
             auto_transitions=False,  # no to_<state>(): only declared transitions can fire
             send_event=True,
         )
-        for state in flows.states.values():
-            for trigger in {*state.transitions, *flows.globals}:
-                for transition in flows.transitions_for(state.name, trigger):
-                    self._add(state.name, transition)
+        self._built: set[str] = set()
+
+    def _build(self, state: str) -> None:
+        """Add a state's transitions on its first event, not at start-up.
+
+        Global transitions exist once per state in ``transitions``; adding them all up front
+        made start-up with 200 flow files take seconds (bench/scale.py).
+        """
+        for trigger in sorted({*self.flows.states[state].transitions, *self.flows.globals}):
+            for transition in self.flows.transitions_for(state, trigger):
+                self._add(state, transition)
+        self._built.add(state)
 
     def _add(self, source: str, t: Transition) -> None:
         self.machine.add_transition(
@@ -95,6 +103,8 @@ class FlowMachine:
 
     async def fire(self, turn: Turn, trigger: str) -> bool:
         """Fire ``trigger`` for the chat; True when a transition ran. Updates ``record.state``."""
+        if turn.record.state not in self._built:
+            self._build(turn.record.state)
         model = _ChatModel()
         self.machine.add_model(model, initial=turn.record.state)
         try:
