@@ -3,7 +3,9 @@ needs (store, backend, health, router) wired once, for every transport and for t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,12 +43,49 @@ def worth_telling_admins(change: HealthChange) -> bool:
 
 def admin_alert(admin: int, settings: Settings, change: HealthChange) -> Event:
     provider = settings.providers[change.provider].title
-    model = settings.models[change.model_key].title if change.model_key else ""
+    if change.model_key:
+        provider = f"{provider} {settings.models[change.model_key].title}"
     return Event(
         admin, Kind.SYSTEM, name="health_changed", user_id=admin,
-        payload={"provider": provider, "provider_key": change.provider, "model": model,
+        payload={"provider": provider, "provider_key": change.provider,
                  "old": change.old, "new": change.new, "reason": change.reason},
     )  # fmt: skip
+
+
+def with_admins(settings: Settings, admins: frozenset[int]) -> Settings:
+    if not admins:
+        return settings
+    bot = dataclasses.replace(settings.bot, admins=settings.bot.admins | admins)
+    return dataclasses.replace(settings, bot=bot)
+
+
+def _reloader(
+    engine: Engine, registry: Registry, extra_admins: frozenset[int]
+) -> Callable[[], Awaitable[tuple[bool, str]]]:
+    """What /admin → reload runs: all checked first; a broken set changes nothing."""
+
+    async def reload() -> tuple[bool, str]:
+        settings, flows = engine.settings, engine.flows
+        try:
+            new_settings, new_flows = load_config(settings.path, flows.directory, registry)
+        except ConfigError as exc:
+            problems = "\n".join(f"• {p}" for p in exc.problems)
+            return (
+                False,
+                f"not reloaded: {len(exc.problems)} problems, the bot runs as before\n{problems}",
+            )
+        new_settings = with_admins(new_settings, extra_admins)
+        note = ""
+        if (new_settings.providers, new_settings.models) != (settings.providers, settings.models):
+            new_settings = dataclasses.replace(
+                new_settings, providers=settings.providers, models=settings.models
+            )
+            note = "\nproviders and models changed: they take effect at the next restart"
+        engine.reload(new_settings, new_flows)
+        log.info("flows and settings reloaded")
+        return True, f"reloaded: {len(new_flows.flows)} flows, {len(new_flows.states)} states{note}"
+
+    return reload
 
 
 def load_config(
@@ -102,9 +141,15 @@ async def build_bot(
     registry: Registry | None = None,
     clock: Clock | None = None,
     deliver: Deliver | None = None,
+    extra_admins: frozenset[int] = frozenset(),
 ) -> Bot:
-    """Wire a bot. Without a backend: the real providers, or the demo model when no key is set."""
+    """Wire a bot. Without a backend: the real providers, or the demo model when no key is set.
+
+    ``extra_admins`` are admins beyond the settings file (a test's, ``statebot chat --admin``);
+    they stay admins across a reload.
+    """
     clock = clock or SystemClock()
+    settings = with_admins(settings, extra_admins)
     registry = registry or default_registry()
     store = store or MemoryStore()
     demo = backend is None and settings.demo_mode()
@@ -131,6 +176,7 @@ async def build_bot(
         settings, flows, registry, store, router, health=health, clock=clock, deliver=deliver
     )
     engine_box.append(engine)
+    engine.reloader = _reloader(engine, registry, extra_admins)
     await engine.start()
     if demo:
         log.info("no provider key is set: answering with the offline demo model")

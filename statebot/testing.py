@@ -17,7 +17,6 @@ streamed, events handled) unless called with ``wait=False``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -79,9 +78,6 @@ class BotKit:
         )
         if isinstance(settings, Settings):
             loaded = settings
-        if admins:
-            bot_settings = dataclasses.replace(loaded.bot, admins=loaded.bot.admins | set(admins))
-            loaded = dataclasses.replace(loaded, bot=bot_settings)
         clock = clock or FakeClock()
         providers = providers or ScriptedBackend(loaded)
         kit: BotKit
@@ -97,6 +93,7 @@ class BotKit:
             registry=registry,
             clock=clock,
             deliver=deliver,
+            extra_admins=frozenset(admins),
         )
         kit = cls(bot, providers, clock)
         for name in missing_keys:

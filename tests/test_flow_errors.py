@@ -139,11 +139,15 @@ CASES = [
     ),
     pytest.param(
         Case(
-            Edit("flows/admin.toml", 'on.back = { go = "panel" }', 'on.back = { go = "panl" }'),
-            "states.default_model.on.back.go",
-            'go = "panl"',
-            "no state 'panl'",
-            "did you mean 'admin.panel'?",
+            Edit(
+                "flows/admin.toml",
+                'on.usage = { if = "is_admin", go = "usage" }',
+                'on.usage = { if = "is_admin", go = "usag" }',
+            ),
+            "states.panel.on.usage.go",
+            'go = "usag"',
+            "no state 'usag'",
+            "did you mean 'admin.usage'?",
         ),
         id="missing-state-in-the-same-flow",
     ),

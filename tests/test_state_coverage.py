@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 
+import test_admin
 import test_degradation
 import test_demo
 import test_forged_presses
@@ -19,7 +20,7 @@ from statebot import load_config, load_settings
 from statebot._providers.demo import DemoBackend
 from statebot.testing import BotKit
 
-MODULES = (test_transcripts, test_degradation, test_forged_presses)
+MODULES = (test_transcripts, test_degradation, test_forged_presses, test_admin)
 DEMO_MODULES = (test_demo,)
 
 

@@ -66,7 +66,7 @@ async def test_admin_sees_the_panel_and_sets_the_default_model(kit: BotKit) -> N
     await admin.send("/menu")
     await admin.press("🛠 Админ")
     assert admin.state == "admin.panel"
-    assert "• Groq: healthy" in admin.text
+    assert "✅ Groq: healthy" in admin.text
     await admin.press("🤖 Модель по умолчанию")
     assert admin.state == "admin.default_model"
     await admin.press("🌙 Groq Kimi K2")

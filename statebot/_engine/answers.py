@@ -111,6 +111,7 @@ class Answers:
         try:
             result = await engine.router.ask(model, messages, on_delta=on_delta, on_event=on_event)
             answered_by, complete = result.model_key, result.complete
+            await engine.usage.record(model, result)
             after_answer.extend(e for e in result.events if not any(e is r for r in reported))
         except asyncio.CancelledError:
             log.info("answer in chat %s stopped", chat_id)

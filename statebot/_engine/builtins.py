@@ -125,6 +125,27 @@ def _actions(registry: Registry) -> None:
         """Show the chat's current state again, after whatever the transition says."""
         turn.values["show_menu"] = True
 
+    @registry.action("toggle_provider")
+    async def toggle_provider(turn: Turn) -> None:
+        """Admin: disable a provider by hand, or enable it again (and its models)."""
+        health, name = turn.engine.health, turn.arg
+        if not turn.is_admin or health is None or name not in turn.engine.settings.providers:
+            return
+        if health.status(name).state == "disabled":
+            health.enable(name)
+            for model in turn.engine.settings.models_of(name):
+                health.enable_model(model.key)
+        else:
+            health.disable(name, f"disabled by admin {turn.event.user_id}")
+
+    @registry.action("reload")
+    async def reload(turn: Turn) -> None:
+        """Admin: read flows and settings again; a broken set changes nothing and says why."""
+        if not turn.is_admin or turn.engine.reloader is None:
+            return
+        _ok, report = await turn.engine.reloader()
+        turn.values["reload_report"] = report
+
     @registry.action("demo_outage")
     async def demo_outage(turn: Turn) -> None:
         """``/demo groq 403``: make a demo provider fail as a real one would; ``/demo off``."""
@@ -279,6 +300,15 @@ def _keyboards(registry: Registry) -> None:
     def default_models(turn: Turn) -> Keyboard:
         return _model_rows(turn, "default_model", turn.engine.default_model)
 
+    @registry.keyboard("providers", trigger="toggle_provider")
+    def providers(turn: Turn) -> Keyboard:
+        engine, rows = turn.engine, []
+        for name, provider in engine.settings.providers.items():
+            state = engine.health.status(name).state if engine.health else "healthy"
+            badge = BADGES.get(state, "✅")
+            rows.append((Button(f"{badge} {provider.title}: {state}", "toggle_provider", name),))
+        return tuple(rows)
+
     @registry.keyboard("languages", trigger="lang")
     def languages(turn: Turn) -> Keyboard:
         return tuple(
@@ -336,6 +366,19 @@ def _placeholders(registry: Registry) -> None:
             lines.append(f"{badge} {name}: {status.reason or status.state}{until}")
         return "\n".join(lines)
 
+    @registry.placeholder("reload_report")
+    def reload_report(turn: Turn) -> str:
+        return str(turn.values.get("reload_report", ""))
+
+    @registry.placeholder("usage")
+    def usage(turn: Turn) -> str:
+        titles = {key: m.title for key, m in turn.engine.settings.models.items()}
+        return turn.engine.usage.table(titles)
+
+    @registry.placeholder("chat_answers")
+    def chat_answers(turn: Turn) -> str:
+        return str(turn.record.data.get("answers", 0))
+
     @registry.placeholder("demo_status")
     def demo_status(turn: Turn) -> str:
         return str(turn.values.get("demo_status", ""))
@@ -346,9 +389,11 @@ def _placeholders(registry: Registry) -> None:
         lines = []
         for name, provider in engine.settings.providers.items():
             if engine.health is None:
-                lines.append(f"• {provider.title}: —")
+                lines.append(f"✅ {provider.title}: —")
                 continue
             status = engine.health.status(name)
             reason = f" — {status.reason}" if status.reason else ""
-            lines.append(f"• {provider.title}: {status.state}{reason}")
+            until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
+            badge = BADGES.get(status.state, "✅")
+            lines.append(f"{badge} {provider.title}: {status.state}{reason}{until}")
         return "\n".join(lines)

@@ -25,6 +25,7 @@ from .history import messages_for, remember
 from .machine import FlowMachine
 from .registry import Registry, Turn
 from .render import keyboard_for
+from .usage import Usage
 
 log = logging.getLogger("statebot.engine")
 
@@ -102,6 +103,8 @@ class Engine:
         self.entered: set[str] = set()
         self._locks = _ChatLocks()
         self.answers = Answers(self)
+        self.usage = Usage(store)
+        self.reloader: Callable[[], Awaitable[tuple[bool, str]]] | None = None
         self._posted: set[asyncio.Task[bool]] = set()
         self._listeners: list[Callable[[int, str], None]] = []
 
@@ -110,6 +113,7 @@ class Engine:
         stored = await self.store.get_setting("default_model")
         if isinstance(stored, str) and stored in self.settings.models:
             self.default_model = stored
+        await self.usage.load()
         await self.repair()
 
     async def repair(self) -> int:

@@ -44,3 +44,4 @@ def remember(record: ChatRecord, payload: dict[str, Any]) -> None:
     if question and answer:
         record.history.append({"role": "user", "content": str(question)})
         record.history.append({"role": "assistant", "content": str(answer)})
+        record.data["answers"] = int(record.data.get("answers", 0)) + 1  # usage, per chat

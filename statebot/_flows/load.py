@@ -71,7 +71,7 @@ class _Loader:
         entry = self._check_references()
         if self.problems or entry is None:
             raise ConfigError(self.problems)
-        return FlowSet(self.flows, self.states, self.globals, entry)
+        return FlowSet(self.flows, self.states, self.globals, entry, str(self.directory))
 
     def _read(self, path: Path) -> TomlSource | None:
         try:

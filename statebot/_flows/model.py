@@ -75,6 +75,7 @@ class FlowSet:
     states: dict[str, State]
     globals: dict[str, tuple[Transition, ...]]
     entry: str  # the state a chat never seen before starts in
+    directory: str = ""  # where the files were read from, for a reload
 
     def transitions_for(self, state: str, trigger: str) -> tuple[Transition, ...]:
         """The state's own transitions for ``trigger``; the global ones when it has none."""

@@ -1,0 +1,131 @@
+"""Admin: every action works for an admin and is refused to anyone else, by command and by
+forged press; a broken reload changes nothing and reports every error; usage survives a restart."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ADMIN, FLOWS, SETTINGS
+
+from statebot._store.sqlite import SqliteStore
+from statebot.testing import BotKit, ChatKit
+
+ADMIN_PRESSES = [
+    "set_default",
+    "providers",
+    "usage",
+    "reload",
+    "refresh",
+    "toggle_provider:groq",
+    "default_model:groq-kimi-k2",
+]
+
+
+async def _state_of(chat: ChatKit) -> tuple[object, ...]:
+    record = await chat.record()
+    return record.state, record.model
+
+
+@pytest.mark.parametrize("data", ADMIN_PRESSES)
+@pytest.mark.parametrize("start", ["menu.main", "admin.panel", "admin.providers"])
+async def test_admin_presses_forged_by_a_non_admin_change_nothing(
+    kit: BotKit, data: str, start: str
+) -> None:
+    chat = kit.chat(7)
+    record = await chat.record()
+    record.state = start  # even in an admin state, as if a stale store had put it there
+    await kit.bot.store.save(record)
+    await chat.press_data(data)
+    assert kit.bot.health.status("groq").state == "healthy"
+    assert kit.bot.engine.default_model == "groq-llama-33"
+    assert (await chat.record()).state == start
+    assert not any(t.startswith("♻️") for t in chat.texts)
+
+
+async def test_admin_disables_and_enables_a_provider(kit: BotKit) -> None:
+    admin = kit.chat(ADMIN)
+    await admin.send("/admin")
+    await admin.press("🔌 Провайдеры")
+    assert admin.state == "admin.providers"
+    await admin.press("Groq: healthy")
+    assert kit.bot.health.status("groq").state == "disabled"
+    panel = [r for r in admin.replies if r.state == "admin.providers" and r.buttons][-1]
+    assert f"⛔ Groq: disabled — disabled by admin {ADMIN}" in panel.text
+    assert admin.text == f"🔔 Groq: healthy → disabled. disabled by admin {ADMIN}"
+
+    user = kit.chat(8)
+    await user.send("hello")
+    assert kit.providers.count("groq") == 0  # no request to a provider switched off
+    assert user.texts[0] == "⚠️ Groq недоступен, попробуйте Cerebras"
+
+    await admin.press("Groq: disabled")
+    assert kit.bot.health.status("groq").state == "healthy"
+    await user.send("again")
+    assert kit.providers.count("groq") == 1
+
+
+async def test_admin_sees_usage_per_model(kit: BotKit) -> None:
+    kit.providers.fail("groq", 500, times=1)
+    await kit.chat(8).send("one")
+    await kit.chat(8).send("two")
+    admin = kit.chat(ADMIN)
+    await admin.send("/admin")
+    await admin.press("📊 Статистика")
+    assert admin.state == "admin.usage"
+    lines = admin.text.splitlines()
+    assert lines[0] == "📊 Вопросов / без ответа: 2 / 0"
+    assert "• 🚀 Llama 3.3 70B: 2 / 1 / 0" in lines  # two requests, one failed
+    assert "• ⚡ Llama 3.1 8B: 1 / 0 / 1" in lines  # one answer in Groq's place
+
+
+async def test_usage_survives_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "bot.db"
+    async with await BotKit.start(SETTINGS, FLOWS, store=await SqliteStore.open(db)) as kit:
+        await kit.chat(8).send("one")
+    store = await SqliteStore.open(db)
+    async with await BotKit.start(SETTINGS, FLOWS, admins=[ADMIN], store=store) as kit:
+        admin = kit.chat(ADMIN)
+        await admin.send("/admin")
+        await admin.press("📊 Статистика")
+        assert "• 🚀 Llama 3.3 70B: 1 / 0 / 0" in admin.text.splitlines()
+        assert (await kit.chat(8).record()).data["answers"] == 1
+
+
+def _copy(tmp_path: Path) -> tuple[Path, Path]:
+    shutil.copy(SETTINGS, tmp_path / "settings.toml")
+    shutil.copytree(FLOWS, tmp_path / "flows")
+    return tmp_path / "settings.toml", tmp_path / "flows"
+
+
+async def test_reload_applies_changed_flows(tmp_path: Path) -> None:
+    settings, flows = _copy(tmp_path)
+    async with await BotKit.start(settings, flows, admins=[ADMIN]) as kit:
+        menu = flows / "menu.toml"
+        menu.write_text(menu.read_text().replace("📋 Меню.", "📋 Новое меню."))
+        admin = kit.chat(ADMIN)
+        await admin.send("/admin")
+        await admin.press("♻️ Перечитать flows и settings")
+        assert "♻️ reloaded: 8 flows, 13 states" in admin.texts
+        assert admin.state == "admin.panel"  # still an admin after the reload
+        await kit.chat(8).send("/menu")
+        assert kit.chat(8).text.startswith("📋 Новое меню.")
+
+
+async def test_a_broken_reload_changes_nothing_and_reports_every_error(tmp_path: Path) -> None:
+    settings, flows = _copy(tmp_path)
+    async with await BotKit.start(settings, flows, admins=[ADMIN]) as kit:
+        menu, chat_flow = flows / "menu.toml", flows / "chat.toml"
+        menu.write_text(menu.read_text().replace("📋 Меню.", "📋 Новое меню.").replace(
+            'initial = "main"', 'initial = "main'))  # fmt: skip
+        chat_flow.write_text(chat_flow.read_text().replace('do = "defer"', 'do = "deffer"'))
+        admin = kit.chat(ADMIN)
+        await admin.send("/admin")
+        await admin.press("♻️ Перечитать flows и settings")
+        report = next(t for t in admin.texts if t.startswith("♻️"))
+        assert report.startswith("♻️ not reloaded: 2 problems, the bot runs as before")
+        assert "menu.toml:" in report and "not valid TOML" in report
+        assert "chat.toml:" in report and "unknown action 'deffer'" in report
+        await kit.chat(8).send("/menu")
+        assert kit.chat(8).text.startswith("📋 Меню.")  # the running flows stay
