@@ -1,0 +1,58 @@
+"""Secrets never reach a log line, a traceback or a text the bot shows."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from statebot._redact import MASK, Redactor, install
+
+TOKEN = "123456789:AAFAKE_TEST_TOKEN_abcdefghijklmnopqrstuv"
+GROQ = "gsk_FAKE_TEST_KEY_0123456789abcdef"
+ODD = "plain-FAKE-secret-without-a-shape"
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        (f"POST https://api.telegram.org/bot{TOKEN}/getMe", TOKEN),
+        (f"Authorization: Bearer {GROQ}", GROQ),
+        (f"key={GROQ}&x=1", GROQ),
+        (f"the value {ODD} came back", ODD),  # no known shape: caught by its exact value
+        ("csk-fake0123456789abcdef in a Cerebras message", "csk-fake0123456789abcdef"),
+        ("sk-or-v1-fake0123456789abcdef0123 from OpenRouter", "sk-or-v1-fake0123456789abcdef0123"),
+    ],
+)
+def test_secrets_are_masked_by_value_and_by_shape(text: str, hidden: str) -> None:
+    out = Redactor([TOKEN, GROQ, ODD])(text)
+    assert hidden not in out
+    assert MASK in out
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    text = "Groq 🚀 Llama 3.3 70B answered in 0.4 s; model llama-3.3-70b-versatile"
+    assert Redactor(["short", GROQ])(text) == text
+
+
+def test_the_logging_filter_masks_messages_arguments_and_tracebacks() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("statebot.test_redact")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    install(Redactor([TOKEN, GROQ]), logger)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("HTTP Request: POST %s", f"https://api.telegram.org/bot{TOKEN}/getUpdates")
+        try:
+            raise RuntimeError(f"provider said: bad key {GROQ}")
+        except RuntimeError:
+            logger.exception("answer failed for %s", GROQ)
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert TOKEN not in out and GROQ not in out
+    assert out.count(MASK) == 3  # the URL, the argument, the exception message
+    assert "RuntimeError: provider said: bad key [redacted]" in out
