@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ._clock import Clock, SystemClock
 from ._engine.builtins import default_registry
+from ._engine.effects import AnswerDelta, AnswerDone, Effect, Notice, Reply
 from ._engine.engine import Deliver, Engine
 from ._engine.events import Event, Kind
 from ._engine.registry import Registry
@@ -21,6 +22,7 @@ from ._providers.base import Backend
 from ._providers.demo import DemoBackend
 from ._providers.health import HealthBoard, HealthChange
 from ._providers.router import Router
+from ._redact import Redactor, secret_names
 from ._settings import Settings, load_settings
 from ._store.base import Store
 from ._store.memory import MemoryStore
@@ -50,6 +52,19 @@ def admin_alert(admin: int, settings: Settings, change: HealthChange) -> Event:
         payload={"provider": provider, "provider_key": change.provider,
                  "old": change.old, "new": change.new, "reason": change.reason},
     )  # fmt: skip
+
+
+def _redacting(deliver: Deliver, redact: Redactor) -> Deliver:
+    """No secret reaches a chat, whatever a provider's error message or a flow text contains."""
+
+    async def safe(chat_id: int, effect: Effect) -> None:
+        if isinstance(effect, Reply | Notice | AnswerDelta | AnswerDone):
+            clean = redact(effect.text)
+            if clean != effect.text:
+                effect = dataclasses.replace(effect, text=clean)
+        await deliver(chat_id, effect)
+
+    return safe
 
 
 def with_admins(settings: Settings, admins: frozenset[int]) -> Settings:
@@ -150,6 +165,8 @@ async def build_bot(
     """
     clock = clock or SystemClock()
     settings = with_admins(settings, extra_admins)
+    redact = Redactor.from_environment(secret_names(settings))
+    deliver = _redacting(deliver, redact) if deliver is not None else None
     registry = registry or default_registry()
     store = store or MemoryStore()
     demo = backend is None and settings.demo_mode()

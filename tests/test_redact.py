@@ -56,3 +56,20 @@ def test_the_logging_filter_masks_messages_arguments_and_tracebacks() -> None:
     assert TOKEN not in out and GROQ not in out
     assert out.count(MASK) == 3  # the URL, the argument, the exception message
     assert "RuntimeError: provider said: bad key [redacted]" in out
+
+
+async def test_a_secret_in_a_provider_error_never_reaches_the_chat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conftest import FLOWS, SETTINGS
+
+    from statebot.testing import BotKit
+
+    monkeypatch.setenv("GROQ_API_KEY", GROQ)
+    async with await BotKit.start(SETTINGS, FLOWS) as kit:
+        kit.providers.fail("groq", 400, message=f"invalid key {GROQ}")  # a careless provider
+        chat = kit.chat()
+        await chat.send("hi")
+        assert chat.text.startswith("🚫 Модель отклонила запрос")
+        assert all(GROQ not in t for t in chat.texts)
+        assert MASK in chat.text
