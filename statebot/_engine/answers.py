@@ -65,6 +65,12 @@ class Answers:
         task.cancel()
         return True
 
+    async def wait(self, chat_id: int) -> None:
+        """Until the chat's answer (if one runs) has finished and been handled."""
+        task = self._tasks.get(chat_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
     def busy(self) -> bool:
         return any(not t.done() for t in self._tasks.values())
 
