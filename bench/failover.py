@@ -4,9 +4,9 @@ strategy of the first version (always try the chosen provider first, then the ne
 Groq (a local OpenAI-compatible fake on 127.0.0.1) answers 403 for the first third of the
 questions, then 500, then hangs; Cerebras answers after a fixed delay. A 403 disables Groq in
 statebot until an admin enables it again; the benchmark plays that admin at each change of
-phase, so that statebot meets the 500s and the hang with a healthy Groq, as the naive bot does. Both strategies use the
-same client, the same timeouts and the same fakes. Reported: the requests that reached Groq (per
-phase) and the latency each user saw.
+phase, so that statebot meets the 500s and the hang with a healthy Groq, as the naive bot does.
+Both strategies use the same client, the same timeouts and the same fakes. Reported: the
+requests that reached Groq (per phase) and the latency each user saw.
 
     .venv/bin/python bench/failover.py [--quick]
 """
