@@ -1,0 +1,266 @@
+"""A fake OpenAI-compatible provider: ``/v1/chat/completions`` (SSE or whole) and ``/v1/models``.
+
+Scripts say what the next requests get, per model id or for every model: an answer, an error status
+with its JSON body, a hang, a delay, a stream cut after a few pieces. Without a script a model
+answers ``"<model>: <last user message>"``, so a transcript shows who answered what.
+
+    with FakeOpenAI(models=["llama-3.3-70b-versatile"]) as groq:
+        groq.fail(403, model="llama-3.3-70b-versatile")    # until reset()
+        groq.answer("Hi!", times=1)                          # any other model, once
+        ...  # base_url = groq.base_url; groq.count("llama-3.3-70b-versatile") == 1
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import JSON, JsonHandler, ServerThread
+
+__all__ = ["FakeOpenAI", "Script", "error_body"]
+
+MODELS = "GET /models"  # the name ``calls`` gives a listing; completions are named by model id
+_PIECE = re.compile(r"\s*\S+\s*$|\s*\S+")  # words and the space before; the last keeps its tail
+_ERRORS = {
+    400: ("invalid_request_error", "bad_request", "Bad request"),
+    401: ("invalid_request_error", "invalid_api_key", "Invalid API Key"),
+    403: ("permission_error", "forbidden", "Forbidden"),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist"),
+    429: ("rate_limit_error", "rate_limit_exceeded", "Rate limit reached"),
+    500: ("server_error", "internal_error", "Internal server error"),
+    503: ("server_error", "service_unavailable", "Service unavailable"),
+}
+
+
+def error_body(status: int, message: str | None = None, code: str | None = None) -> JSON:
+    """An error body in the ``{"error": {...}}`` shape that Groq, OpenRouter and OpenAI send."""
+    kind, default_code, default_message = _ERRORS.get(status, ("api_error", str(status), "Error"))
+    error = {"message": message or default_message, "type": kind, "code": code or default_code}
+    return {"error": error}
+
+
+@dataclass
+class Script:
+    """What a request gets. ``times=None``: every request until ``reset``."""
+
+    text: str | None = None  # the answer; None: the echo
+    status: int = 200
+    body: JSON | None = None  # the error body when status is not 2xx
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # answer nothing until the client leaves or stop (at most max_hang)
+    break_after: int | None = None  # stream this many pieces, then drop the connection
+    times: int | None = None
+
+
+class FakeOpenAI(ServerThread):
+    """One OpenAI-compatible endpoint; start one per provider to fake several."""
+
+    name = "fake-openai"
+
+    def __init__(
+        self, models: Iterable[str] = (), *, api_key: str | None = None, max_hang: float = 30.0
+    ) -> None:
+        super().__init__()
+        self.models = list(models)  # what GET /models lists
+        self.api_key = api_key  # when set, any other Authorization gets 401
+        self.max_hang = max_hang  # a hang or a delay ends after this many seconds at most
+        self.pace = 0.0  # seconds between streamed pieces, to watch an answer grow
+        self.headers: list[dict[str, str]] = []  # each request's headers, in the order of calls
+        self._limited: dict[str | None, deque[Script]] = {}
+        self._always: dict[str | None, Script] = {}
+        self._delays: dict[str | None, float] = {}
+        self._ids = itertools.count(1)
+
+    def routes(self) -> list[tuple[str, type[JsonHandler]]]:
+        return [(r"/v1/chat/completions", _Completions), (r"/v1/models", JsonHandler)]
+
+    @property
+    def base_url(self) -> str:
+        """A provider's ``base_url`` in settings.toml: the client appends /chat/completions."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # --- scripting --------------------------------------------------------------------------------
+
+    def script(self, script: Script, model: str | None = None) -> None:
+        """Per model beats global; a limited script (``times``) goes before an unlimited one."""
+        with self.lock:
+            if script.times is None:
+                self._always[model] = script
+            else:
+                self._limited.setdefault(model, deque()).append(script)
+
+    def answer(self, text: str, *, model: str | None = None, times: int | None = None) -> None:
+        self.script(Script(text=text, times=times), model)
+
+    def fail(
+        self,
+        status: int,
+        body: JSON | None = None,
+        *,
+        model: str | None = None,
+        headers: dict[str, str] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer ``status`` with ``body`` (default: ``error_body(status)``) and ``headers``."""
+        body = body if body is not None else error_body(status)
+        self.script(Script(status=status, body=body, headers=headers or {}, times=times), model)
+
+    def hang(self, *, model: str | None = None, times: int | None = None) -> None:
+        self.script(Script(hang=True, times=times), model)
+
+    def break_after(
+        self,
+        pieces: int,
+        *,
+        text: str | None = None,
+        model: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Stream ``pieces`` pieces of the answer, then cut the connection mid-stream."""
+        self.script(Script(text=text, break_after=pieces, times=times), model)
+
+    def delay(self, seconds: float, *, model: str | None = None) -> None:
+        """Wait ``seconds`` before answering, whatever the script, until ``reset``."""
+        with self.lock:
+            self._delays[model] = seconds
+
+    def reset(self, model: str | None = None) -> None:
+        """Drop the scripts and delay of ``model`` (None: the global ones)."""
+        with self.lock:
+            self._limited.pop(model, None)
+            self._always.pop(model, None)
+            self._delays.pop(model, None)
+
+    def count(self, model: str | None = None) -> int:
+        """Chat completions requested for ``model`` (None: for any model)."""
+        return sum(1 for name, _ in self.calls if name != MODELS and model in (None, name))
+
+    # --- the server's side ------------------------------------------------------------------------
+
+    def arrive(self, handler: JsonHandler, name: str, body: JSON) -> tuple[Script, float]:
+        """Record a request; return its script and delay (an auth failure is a script too)."""
+        headers = {k.lower(): v for k, v in handler.request.headers.get_all()}
+        with self.lock:
+            self.headers.append(headers)
+            self.record(name, body)
+            if (
+                self.api_key is not None
+                and headers.get("authorization") != f"Bearer {self.api_key}"
+            ):
+                return Script(status=401, body=error_body(401)), 0.0
+            delay = self._delays.get(name, self._delays.get(None, 0.0))
+            for key in (name, None):
+                queue = self._limited.get(key)
+                if queue:
+                    script = queue[0]
+                    script.times = (script.times or 1) - 1
+                    if script.times <= 0:
+                        queue.popleft()
+                    return script, delay
+                if key in self._always:
+                    return self._always[key], delay
+            return Script(), delay
+
+    async def respond(self, handler: JsonHandler, params: JSON, *path: str) -> tuple[int, JSON]:
+        """GET /models."""
+        script, _ = self.arrive(handler, MODELS, {})
+        if script.status >= 300:
+            return script.status, script.body or {}
+        listed = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models
+        ]
+        return 200, {"object": "list", "data": listed}
+
+    async def idle(self, handler: JsonHandler, seconds: float) -> None:
+        """Wait up to ``seconds`` (at most ``max_hang``), less if the client leaves or we stop."""
+        await self.until(lambda: handler.gone, min(seconds, self.max_hang))
+
+
+class _Completions(JsonHandler):
+    fake: FakeOpenAI
+
+    async def post(self, *path: str) -> None:
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            await self.reply(400, error_body(400, "The body is not a JSON object"))
+            return
+        model = str(body.get("model", ""))
+        script, delay = self.fake.arrive(self, model, body)
+        await self.fake.idle(self, delay)
+        if script.hang:
+            await self.fake.idle(self, self.fake.max_hang)
+        if self.gone or self.fake.stopped.is_set():
+            return
+        if script.hang:
+            await self.reply(504, error_body(504, "fake-openai: the hang reached max_hang"))
+        elif script.status >= 300:
+            await self.reply(script.status, script.body or {}, script.headers)
+        else:
+            text = script.text if script.text is not None else _echo(model, body)
+            head = {"id": f"chatcmpl-{next(self.fake._ids)}", "created": int(time.time())}
+            head["model"] = model
+            if body.get("stream"):
+                await self._stream(head, text, script.break_after, body)
+                return
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}}
+            choice["finish_reason"] = "stop"
+            usage = _usage(body, text)
+            await self.reply(
+                200, {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+
+    async def _stream(self, head: JSON, text: str, cut: int | None, body: JSON) -> None:
+        """Role chunk, one chunk per piece, a finish_reason "stop" chunk, usage if asked, [DONE]."""
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        deltas: list[tuple[JSON, str | None]] = [({"role": "assistant", "content": ""}, None)]
+        deltas += [({"content": piece}, None) for piece in _PIECE.findall(text)]
+        deltas.append(({}, "stop"))
+        for number, (delta, finish) in enumerate(deltas):
+            if cut is not None and number > cut:
+                self.detach().close()  # mid-body: the client sees an incomplete chunked response
+                self.gone = True
+                return
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            await self._event({**head, "object": "chat.completion.chunk", "choices": [choice]})
+            if self.gone:
+                return
+            if self.fake.pace and 0 < number < len(deltas) - 1:
+                await self.fake.idle(self, self.fake.pace)
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            usage = _usage(body, text)
+            await self._event(
+                {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            )
+        await self.send("data: [DONE]\n\n", finish=True)
+
+    async def _event(self, chunk: JSON) -> None:
+        await self.send(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n")
+
+
+def _echo(model: str, body: JSON) -> str:
+    messages = body.get("messages") or []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    content = users[-1].get("content", "") if users else ""
+    return f"{model}: {content if isinstance(content, str) else json.dumps(content)}"
+
+
+def _usage(body: JSON, text: str) -> JSON:
+    """Word counts standing in for tokens: enough for a client that reads usage."""
+    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
+    completion = len(text.split())
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
