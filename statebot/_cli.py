@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
 from ._bot import build_bot, load_config
 from ._errors import ConfigError
 from ._flows.mermaid import mermaid
-from ._settings import load_env
+from ._flows.model import FlowSet
+from ._settings import Settings, load_env
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--admin", action="store_true", help="be an admin in this chat")
     models = sub.add_parser("models", help="compare the catalog with each provider's GET /models")
     _common(models)
+    run = sub.add_parser("run", help="run the bot in Telegram (polling, or webhook from settings)")
+    _common(run)
     return parser
 
 
@@ -68,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_chat(args))
     if args.command == "models":
         return asyncio.run(_models(args))
+    if args.command == "run":
+        return _run(settings, flows)
     return 2  # pragma: no cover - argparse rejects other commands
 
 
@@ -96,6 +102,54 @@ async def _chat(args: argparse.Namespace) -> int:
         await terminal.run(bot)
     finally:
         await bot.aclose()
+    return 0
+
+
+NO_TOKEN = """statebot: no Telegram bot token: {env} is not set.
+  Get one from @BotFather in Telegram: send /newbot, choose a name and a username,
+  and copy the token it gives you. Put {env}=<the token> in .env (or export it)
+  and run statebot run again.
+  To try the bot without a token, talk to it in this terminal: statebot chat"""
+SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _run(settings: Settings, flows: FlowSet) -> int:
+    """``statebot run``: the checks a person can fix, then the bot until SIGTERM or SIGINT."""
+    from telegram.error import InvalidToken, TelegramError
+
+    from ._store.sqlite import SqliteStore
+    from ._transports.telegram import quiet_http_logs
+    from ._transports.telegram_run import serve
+
+    telegram = settings.telegram
+    token = telegram.token()
+    if token is None:
+        print(NO_TOKEN.format(env=telegram.token_env), file=sys.stderr)
+        return 1
+    if telegram.mode == "webhook":
+        secret = telegram.secret()
+        if secret is None or not SECRET_SHAPE.fullmatch(secret):
+            print(
+                f"statebot: webhook mode needs a secret token in {telegram.secret_env}: 1 to 256 "
+                "characters of A-Z, a-z, 0-9, _ and -, e.g. from: openssl rand -hex 32",
+                file=sys.stderr,
+            )
+            return 1
+    logging.getLogger("statebot").setLevel(logging.INFO)
+    quiet_http_logs()
+
+    async def run() -> None:
+        store = await SqliteStore.open(settings.store.path)
+        await serve(settings, flows, token, store)
+
+    try:
+        asyncio.run(run())
+    except InvalidToken:
+        print(f"statebot: Telegram refused the token in {telegram.token_env}", file=sys.stderr)
+        return 1
+    except TelegramError as exc:  # at start-up: the Bot API server cannot be reached, say
+        print(f"statebot: Telegram at {telegram.base_url}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -82,6 +82,33 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class TelegramSettings:
+    """How ``statebot run`` talks to Telegram. The token and the webhook secret stay in the
+    environment: these name the variables that hold them."""
+
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    base_url: str = "https://api.telegram.org"  # or a self-hosted Bot API server
+    mode: str = "polling"  # polling | webhook
+    webhook_url: str | None = None  # the public URL Telegram posts updates to
+    listen: str = "0.0.0.0"
+    port: int = 8080
+    secret_env: str | None = None  # names the variable holding the webhook's secret token
+    stream_edit_seconds: float = 3.0  # groups: one edit of a streaming answer this often at most
+    draft_seconds: float = 0.5  # private chats: one draft update this often at most
+    shutdown_grace_seconds: float = 20.0  # answers may finish this long after SIGTERM
+    flood_retries: int = 5  # retries after Telegram's 429 "retry after"
+    concurrent_updates: int = 64  # updates handled at once (each chat still in order)
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env, "").strip() or None
+
+    def secret(self) -> str | None:
+        if self.secret_env is None:
+            return None
+        return os.environ.get(self.secret_env, "").strip() or None
+
+
+@dataclass(frozen=True)
 class Settings:
     bot: BotSettings
     providers: dict[str, ProviderSettings]
@@ -89,6 +116,7 @@ class Settings:
     health: HealthSettings = HealthSettings()
     store: StoreSettings = StoreSettings()
     path: str = "settings.toml"
+    telegram: TelegramSettings = TelegramSettings()
 
     def models_of(self, provider: str) -> list[ModelSettings]:
         return [m for m in self.models.values() if m.provider == provider]
@@ -102,12 +130,13 @@ class Settings:
         return not any(p.api_key() for p in self.providers.values())
 
 
-_TOP = ("bot", "health", "store", "providers", "models")
+_TOP = ("bot", "health", "store", "providers", "models", "telegram")
 _BOT = ("default_model", "languages", "admins", "fallback", "demo", "group_model_changers")
 _CHANGERS = ("anyone", "chat_admins", "bot_admins")
 _PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
 _MODEL = ("provider", "id", "title", "button", "history_chars")
 _DEMO = ("auto", "on", "off")
+_MODES = ("polling", "webhook")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _MODEL_TRIGGERS = ("model", "default_model")  # model keyboards' triggers: data is TRIGGER:KEY
 
@@ -182,6 +211,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
     store = StoreSettings(
         path=check.typed(store_raw, "path", str, ("store",), default="statebot.db")
     )
+    telegram = _parse_telegram(check.table(data, "telegram", ()), check)
     if default_model is None:
         return None
     return Settings(
@@ -198,6 +228,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
         health=health,
         store=store,
         path=path,
+        telegram=telegram,
     )
 
 
@@ -288,6 +319,59 @@ def _parse_models(
                 f"pick a model of {name}",
             )
     return models
+
+
+def _parse_telegram(raw: dict[str, Any], check: Checker) -> TelegramSettings:
+    where = ("telegram",)
+    defaults = TelegramSettings()
+    check.known_keys(raw, where, defaults.__dataclass_fields__)
+    values: dict[str, Any] = {}
+    for name in ("token_env", "secret_env"):
+        value = check.typed(raw, name, str, where)
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            check.add(
+                (*where, name),
+                "must be the NAME of an environment variable, not a secret",
+                f'secrets go in the environment or in .env; {name} = "TELEGRAM_..." names one',
+            )
+        elif value is not None:
+            values[name] = value
+    for name in ("base_url", "webhook_url"):
+        value = check.typed(raw, name, str, where)
+        if value is not None and not value.startswith(("http://", "https://")):
+            check.add((*where, name), "must start with https:// (or http:// for a local server)")
+        elif value is not None:
+            values[name] = value.rstrip("/") if name == "base_url" else value
+    mode = check.typed(raw, "mode", str, where, default="polling")
+    if mode not in _MODES:
+        check.add((*where, "mode"), "must be polling or webhook", did_you_mean(mode, _MODES))
+    values["mode"] = mode
+    values["listen"] = check.typed(raw, "listen", str, where, default=defaults.listen)
+    port = check.typed(raw, "port", int, where, default=defaults.port)
+    if not 0 <= port <= 65535:
+        check.add((*where, "port"), "must be a TCP port, 0 to 65535")
+    values["port"] = port
+    for name in ("stream_edit_seconds", "draft_seconds", "shutdown_grace_seconds"):
+        seconds = check.typed(raw, name, (int, float), where)
+        if seconds is not None and seconds < 0:
+            check.add((*where, name), "must not be negative", "use 0 or more")
+        elif seconds is not None:
+            values[name] = float(seconds)
+    for name, least in (("flood_retries", 0), ("concurrent_updates", 1)):
+        count = check.typed(raw, name, int, where)
+        if count is not None and count < least:
+            check.add((*where, name), f"must be {least} or more")
+        elif count is not None:
+            values[name] = count
+    if mode == "webhook":
+        for name in ("webhook_url", "secret_env"):
+            if name not in raw:
+                check.add(
+                    (*where, "mode"),
+                    f"webhook mode needs {name}",
+                    f'add {name} = ... to [telegram], or use mode = "polling"',
+                )
+    return TelegramSettings(**values)
 
 
 def _parse_numbers(

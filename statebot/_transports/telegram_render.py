@@ -1,0 +1,204 @@
+"""Effects rendered the Telegram way: the engine's ``deliver`` for the Telegram transport.
+
+A reply to a press edits the menu that was pressed (never a message holding an answer); every
+press gets its callback answered, with the first thing the bot said when it edited nothing (a
+stale press's "this menu is out of date"), so no button keeps spinning. Flow texts are plain text;
+answers are Markdown and stream through ``telegram_stream``. Delivering never raises: a failed
+call is logged and the engine goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+
+from .._clock import Clock, TimerHandle
+from .._engine.effects import (
+    AnswerButtons,
+    AnswerDelta,
+    AnswerDone,
+    AnswerStarted,
+    Effect,
+    Notice,
+    Reply,
+)
+from .._engine.engine import Deliver
+from .telegram_format import TEXT_LIMIT, Rendered, utf16_len
+from .telegram_send import Scope, Sender, markup, scope_for
+from .telegram_stream import Streams
+
+log = logging.getLogger("statebot.telegram")
+
+CALLBACK_TEXT_LIMIT = 200  # characters Telegram shows in a callback answer
+TYPING_EVERY = 4.5  # seconds: Telegram shows "typing" for 5 seconds after each action
+TYPING_MAX = 40  # repeats at most, about three minutes
+
+
+class Relay:
+    """The engine's ``deliver``, given to ``build_bot`` (which wraps it in redaction) before
+    Telegram can be reached: what comes early (a restart's repairs) waits, then passes through."""
+
+    def __init__(self) -> None:
+        self._target: Deliver | None = None
+        self._early: list[tuple[int, Effect]] = []
+
+    async def __call__(self, chat_id: int, effect: Effect) -> None:
+        if self._target is None:
+            self._early.append((chat_id, effect))
+        else:
+            await self._target(chat_id, effect)
+
+    async def attach(self, target: Deliver) -> None:
+        while self._early:
+            early, self._early = self._early, []
+            for chat_id, effect in early:
+                await target(chat_id, effect)
+        self._target = target
+
+
+class Renderer:
+    """Effects as Bot API calls, per chat; answers are handed to ``Streams``."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        clock: Clock,
+        *,
+        answering: Callable[[int], bool],
+        draft_seconds: float,
+        edit_seconds: float,
+        title_of: Callable[[str], str],
+    ) -> None:
+        self.sender = sender
+        self.clock = clock
+        self.answering = answering
+        self.streams = Streams(
+            sender, clock, draft_seconds=draft_seconds, edit_seconds=edit_seconds, title_of=title_of
+        )
+        self._typing: dict[int, TimerHandle] = {}
+
+    async def deliver(self, chat_id: int, effect: Effect) -> None:
+        """The engine's callback: render ``effect`` in ``chat_id``; log failures, never raise."""
+        try:
+            await self._deliver(chat_id, effect)
+        except TelegramError as exc:
+            log.warning("chat %s: %s not shown: %s", chat_id, type(effect).__name__, exc)
+        except Exception:
+            log.exception("chat %s: %s not shown", chat_id, type(effect).__name__)
+
+    async def _deliver(self, chat_id: int, effect: Effect) -> None:
+        if isinstance(effect, Reply):
+            await self._reply(chat_id, effect)
+        elif isinstance(effect, Notice):
+            scope = scope_for(chat_id)
+            if scope is not None and scope.query_id is not None and scope.open:
+                scope.notice = effect.text
+            else:
+                await self.say(chat_id, effect.text)
+        elif isinstance(effect, AnswerStarted):
+            self._stop_typing(chat_id)
+            private = self.sender.view(chat_id).chat_type == "private"
+            self.streams.start(chat_id, effect, private=private, thread_id=self.thread(chat_id))
+        elif isinstance(effect, AnswerDelta):
+            self.streams.add(effect.answer_id, effect.text)
+        elif isinstance(effect, AnswerDone):
+            await self.streams.finish(effect)
+        elif isinstance(effect, AnswerButtons):
+            await self.streams.set_buttons(effect)
+
+    def thread(self, chat_id: int) -> int | None:
+        """The topic to answer in: the update's being handled, else the chat's last one."""
+        scope = scope_for(chat_id)
+        return scope.thread_id if scope is not None else self.sender.view(chat_id).thread_id
+
+    async def say(self, chat_id: int, text: str) -> None:
+        await self.sender.send_plain(chat_id, text, thread_id=self.thread(chat_id))
+
+    async def _reply(self, chat_id: int, reply: Reply) -> None:
+        scope, view = scope_for(chat_id), self.sender.view(chat_id)
+        keyboard = markup(reply.buttons)
+        pressed = scope is not None and scope.query_id is not None and scope.open
+        if pressed and not reply.edit:
+            assert scope is not None
+            scope.said.append(reply.text)
+        target = None
+        if reply.edit:
+            target = scope.message_id if scope is not None and scope.message_id else view.menu_id
+        if (
+            target is not None
+            and target not in view.answer_ids
+            and utf16_len(reply.text) <= TEXT_LIMIT
+            and await self.sender.edit(
+                chat_id, target, Rendered(reply.text, reply.text, ()), keyboard
+            )
+        ):
+            if scope is not None:
+                scope.edited = True
+            view.menu_id = target
+            return
+        message = await self.sender.send_plain(
+            chat_id, reply.text, thread_id=self.thread(chat_id), keyboard=keyboard
+        )
+        if message is not None and keyboard is not None:
+            self.sender.view(chat_id).menu_id = message.message_id
+
+    async def answer_press(self, scope: Scope) -> None:
+        """Answer the callback query, always: a press left unanswered spins on the client."""
+        if scope.query_id is None:
+            return
+        text = scope.notice or (scope.said[0] if scope.said and not scope.edited else None)
+        if text is not None and len(text) > CALLBACK_TEXT_LIMIT:
+            text = text[: CALLBACK_TEXT_LIMIT - 1] + "…"
+        try:
+            await self.sender.bot.answer_callback_query(scope.query_id, text=text)
+        except TelegramError as exc:  # too old to answer: nothing left spinning either
+            log.info("callback query in chat %s not answered: %s", scope.chat_id, exc)
+
+    # --- "typing" while the model thinks ----------------------------------------------------
+
+    async def expect_answer(self, chat_id: int) -> None:
+        """Show "typing" until the answer's first piece, when an answer was just started."""
+        if chat_id in self._typing or self.streams.streaming(chat_id):
+            return
+        if self.answering(chat_id):
+            self._typing[chat_id] = self._next_typing(chat_id, 1)
+            await self._send_typing(chat_id)
+
+    def _type(self, chat_id: int, count: int) -> None:
+        self._typing.pop(chat_id, None)
+        if count >= TYPING_MAX or self.streams.streaming(chat_id) or not self.answering(chat_id):
+            return
+        self._typing[chat_id] = self._next_typing(chat_id, count + 1)
+        self.streams.spawn(self._send_typing(chat_id))
+
+    def _next_typing(self, chat_id: int, count: int) -> TimerHandle:
+        when = self.clock.now() + TYPING_EVERY
+        return self.clock.call_at(when, lambda: self._type(chat_id, count))
+
+    async def _send_typing(self, chat_id: int) -> None:
+        thread = self.thread(chat_id)
+
+        async def typing(chat: int) -> bool:
+            return await self.sender.bot.send_chat_action(
+                chat, ChatAction.TYPING, message_thread_id=thread
+            )
+
+        try:
+            await self.sender.call(chat_id, typing)
+        except TelegramError as exc:
+            log.info("typing action in chat %s failed: %s", chat_id, exc)
+
+    def _stop_typing(self, chat_id: int) -> None:
+        timer = self._typing.pop(chat_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        for chat_id in list(self._typing):
+            self._stop_typing(chat_id)
+
+    async def settle(self) -> None:
+        await self.streams.settle()

@@ -1,0 +1,122 @@
+"""``statebot run``: a bot and its Telegram transport, served until SIGTERM or SIGINT.
+
+Stopping keeps the promise of exactly-once handling: in polling mode the updater stops first
+(its last getUpdates confirms what it fetched, all of it already queued) and the Application
+then handles its queue; in webhook mode the server stops taking updates (Telegram keeps and
+posts again what it could not deliver) and finishes those being handled. Answers then get
+``shutdown_grace_seconds`` to finish; the rest are stopped and keep what they said, so that no
+chat is left waiting for an answer. An update handled before is skipped by the store's ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram.ext import BaseRateLimiter
+from telegram.request import BaseRequest
+
+from .._bot import build_bot
+from .._clock import Clock
+from .._flows.model import FlowSet
+from .._providers.base import Backend
+from .._settings import Settings
+from .._store.base import Store
+from .telegram import ALLOWED_UPDATES, TelegramTransport
+from .telegram_render import Relay
+from .webhook import WebhookServer
+
+log = logging.getLogger("statebot.telegram")
+
+FLUSH_SECONDS = 10.0  # after answers are stopped: time to send what they said
+
+
+async def build_telegram(
+    settings: Settings,
+    flows: FlowSet,
+    token: str,
+    *,
+    store: Store | None = None,
+    backend: Backend | None = None,
+    clock: Clock | None = None,
+    request: BaseRequest | None = None,
+    rate_limiter: BaseRateLimiter[Any] | None = None,
+    extra_admins: frozenset[int] = frozenset(),
+) -> TelegramTransport:
+    """A bot and its Telegram transport; ``transport.application`` is python-telegram-bot's,
+    which ``transport.initialize()`` starts (and ``run`` serves)."""
+    relay = Relay()
+    bot = await build_bot(
+        settings, flows, store=store, backend=backend, clock=clock, deliver=relay,
+        extra_admins=extra_admins,
+    )  # fmt: skip
+    return TelegramTransport(bot, token, relay, request=request, rate_limiter=rate_limiter)
+
+
+async def serve(settings: Settings, flows: FlowSet, token: str, store: Store) -> None:
+    """``statebot run``: the bot in Telegram until SIGTERM or SIGINT."""
+    transport = await build_telegram(settings, flows, token, store=store)
+    try:
+        await run(transport, asyncio.Event())
+    finally:
+        await transport.bot.aclose()
+
+
+async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set (SIGTERM and SIGINT set it), then stop cleanly."""
+    settings, app = transport.bot.settings.telegram, transport.application
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server: WebhookServer | None = None
+    try:
+        await transport.initialize()
+        await app.start()
+        if settings.mode == "webhook":
+            server = await _start_webhook(transport)
+        else:
+            assert app.updater is not None
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("@%s is running (%s)", app.bot.username, settings.mode)
+        await stop.wait()
+    finally:
+        log.info("stopping: handling the updates already fetched")
+        if server is not None:
+            await server.stop()
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()  # its last getUpdates confirms what is in the queue
+        if app.running:
+            await app.stop()  # handles the queue
+        await drain(transport, settings.shutdown_grace_seconds)
+        await app.shutdown()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _start_webhook(transport: TelegramTransport) -> WebhookServer:
+    settings = transport.bot.settings.telegram
+    secret = settings.secret()
+    assert settings.webhook_url is not None and secret is not None  # checked by `statebot run`
+    path = urlsplit(settings.webhook_url).path or "/"
+    server = WebhookServer(transport.application, path=path, secret=secret)
+    await server.start(settings.listen, settings.port)
+    await transport.application.bot.set_webhook(
+        settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+    )
+    return server
+
+
+async def drain(transport: TelegramTransport, grace: float) -> None:
+    """Let answers finish within ``grace`` seconds; stop the rest (they keep what they said)."""
+    try:
+        await asyncio.wait_for(transport.settle(), grace)
+    except TimeoutError:
+        log.warning("answers still running after %.0f s: stopping them", grace)
+        await transport.engine.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(transport.settle(), FLUSH_SECONDS)
+    transport.renderer.close()

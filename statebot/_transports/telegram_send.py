@@ -1,0 +1,226 @@
+"""Bot API calls for one chat, with Telegram's ways of failing turned into decisions.
+
+A group that became a supergroup (ChatMigrated) is followed to its new id and the call is made
+again; a user who blocked the bot (Forbidden) silences the chat until they write again; entities
+Telegram rejects fall back to the Markdown as plain text, so nothing is lost; "message is not
+modified" is success. Flood limits (RetryAfter) are the rate limiter's: it waits and retries.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+
+from .._engine.effects import Keyboard
+from .._settings import CALLBACK_DATA_LIMIT
+from .telegram_format import Rendered, split_plain
+
+log = logging.getLogger("statebot.telegram")
+
+T = TypeVar("T")
+
+
+@dataclass
+class Scope:
+    """The update being handled: where its effects go. The engine calls ``deliver`` from inside
+    ``handle``, so the transport finds it in a ContextVar rather than in a shared field."""
+
+    chat_id: int
+    thread_id: int | None = None
+    query_id: str | None = None  # a press: the callback query to answer
+    message_id: int | None = None  # a press: the message whose button was pressed
+    open: bool = True  # False once the engine has handled the update
+    edited: bool = False  # the pressed message was edited in place
+    said: list[str] = field(default_factory=list)  # texts sent while handling it
+    notice: str | None = None
+    migrations: list[tuple[int, int]] = field(default_factory=list)
+
+
+SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("statebot_scope", default=None)
+
+
+def scope_for(chat_id: int) -> Scope | None:
+    scope = SCOPE.get()
+    return scope if scope is not None and scope.chat_id == chat_id else None
+
+
+@dataclass
+class ChatView:
+    """What the transport remembers of a chat between effects (not stored: a restart forgets)."""
+
+    chat_type: str = "private"
+    thread_id: int | None = None  # the topic of the chat's last update
+    menu_id: int | None = None  # the last message sent with buttons
+    answer_ids: set[int] = field(default_factory=set)  # never edited into a menu
+    blocked: bool = False
+
+
+def markup(buttons: Keyboard) -> InlineKeyboardMarkup | None:
+    """An inline keyboard; a button whose data Telegram would refuse is left out, not sent."""
+    rows = []
+    for row in buttons:
+        cells = []
+        for button in row:
+            if len(button.data.encode()) > CALLBACK_DATA_LIMIT:
+                log.error("button %r left out: callback data over 64 bytes", button.label)
+                continue
+            cells.append(InlineKeyboardButton(button.label, callback_data=button.data))
+        if cells:
+            rows.append(cells)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _is(exc: TelegramError, *words: str) -> bool:
+    text = exc.message.lower()
+    return any(word in text for word in words)
+
+
+class Sender:
+    def __init__(
+        self,
+        bot: Bot,
+        views: dict[int, ChatView],
+        on_migrate: Callable[[int, int], Awaitable[None]],
+        on_blocked: Callable[[int], None],
+    ) -> None:
+        self.bot = bot
+        self.views = views
+        self.moved: dict[int, int] = {}
+        self._on_migrate = on_migrate
+        self._on_blocked = on_blocked
+
+    def view(self, chat_id: int) -> ChatView:
+        chat_id = self.moved.get(chat_id, chat_id)
+        if chat_id not in self.views:  # not seen since the start: a group's id is negative
+            self.views[chat_id] = ChatView("private" if chat_id > 0 else "group")
+        return self.views[chat_id]
+
+    async def call(self, chat_id: int, make: Callable[[int], Awaitable[T]]) -> T | None:
+        """``make(chat_id)``, once more at a migrated group's new id; None for a blocked chat."""
+        chat_id = self.moved.get(chat_id, chat_id)
+        if self.view(chat_id).blocked:
+            return None
+        try:
+            return await make(chat_id)
+        except ChatMigrated as exc:
+            new_id = int(exc.new_chat_id)
+            log.info("chat %s moved to %s", chat_id, new_id)
+            self.moved[chat_id] = new_id
+            self.views[new_id] = self.views.pop(chat_id, ChatView("supergroup"))
+            await self._on_migrate(chat_id, new_id)
+            return await make(new_id)
+        except Forbidden as exc:
+            log.info("chat %s cannot be written to (%s): silent until it writes", chat_id, exc)
+            self.view(chat_id).blocked = True
+            self._on_blocked(chat_id)
+            return None
+
+    async def send(
+        self,
+        chat_id: int,
+        rendered: Rendered,
+        *,
+        thread_id: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> Message | None:
+        """One message with entities; rejected entities send the source as plain text."""
+
+        async def make(chat: int) -> Message:
+            return await self.bot.send_message(
+                chat, rendered.text, entities=rendered.entities or None,
+                message_thread_id=thread_id, reply_markup=keyboard,
+            )  # fmt: skip
+
+        try:
+            return await self.call(chat_id, make)
+        except BadRequest as exc:
+            if not rendered.entities or not _is(exc, "entit"):
+                raise
+            log.warning("Telegram refused the formatting (%s): sent as plain text", exc)
+        return await self.send_plain(
+            chat_id, rendered.source, thread_id=thread_id, keyboard=keyboard
+        )
+
+    async def send_plain(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> Message | None:
+        """Plain text in as many messages as it takes; the keyboard goes under the last."""
+        pieces = split_plain(text)
+        last: Message | None = None
+        for index, piece in enumerate(pieces):
+            under = keyboard if index == len(pieces) - 1 else None
+
+            async def make(chat: int, piece: str = piece, under: Any = under) -> Message:
+                return await self.bot.send_message(
+                    chat, piece, message_thread_id=thread_id, reply_markup=under
+                )
+
+            last = await self.call(chat_id, make) or last
+        return last
+
+    async def edit(
+        self,
+        chat_id: int,
+        message_id: int,
+        rendered: Rendered,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> bool:
+        """Edit a message's text; False when it cannot be edited (too old, deleted...)."""
+        for text, entities in ((rendered.text, rendered.entities), (rendered.source, ())):
+
+            async def make(chat: int, text: str = text, entities: Any = entities) -> object:
+                return await self.bot.edit_message_text(
+                    text, chat, message_id, entities=entities or None, reply_markup=keyboard
+                )
+
+            try:
+                return await self.call(chat_id, make) is not None
+            except BadRequest as exc:
+                if _is(exc, "not modified"):
+                    return True
+                if not entities or not _is(exc, "entit"):
+                    log.info("message %s in chat %s not edited: %s", message_id, chat_id, exc)
+                    return False
+                log.warning("Telegram refused the formatting (%s): plain text instead", exc)
+        return False
+
+    async def set_keyboard(
+        self, chat_id: int, message_id: int, keyboard: InlineKeyboardMarkup | None
+    ) -> None:
+        async def make(chat: int) -> object:
+            return await self.bot.edit_message_reply_markup(chat, message_id, reply_markup=keyboard)
+
+        try:
+            await self.call(chat_id, make)
+        except BadRequest as exc:
+            if not _is(exc, "not modified"):
+                log.info("buttons of message %s not changed: %s", message_id, exc)
+
+    async def draft(
+        self, chat_id: int, draft_id: int, rendered: Rendered, thread_id: int | None
+    ) -> None:
+        """A private chat's preview of an answer; rejected entities show the source instead."""
+        for text, entities in ((rendered.text, rendered.entities), (rendered.source, ())):
+
+            async def make(chat: int, text: str = text, entities: Any = entities) -> object:
+                return await self.bot.send_message_draft(
+                    chat, draft_id, text, message_thread_id=thread_id, entities=entities or None
+                )
+
+            try:
+                await self.call(chat_id, make)
+                return
+            except BadRequest as exc:
+                if not entities or not _is(exc, "entit"):
+                    raise

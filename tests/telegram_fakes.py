@@ -1,0 +1,370 @@
+"""Telegram without a network: a fake BaseRequest under python-telegram-bot's own Application.
+
+``FakeTelegram`` records every Bot API call and answers it as Telegram would (a sent message gets
+the next message_id, an edit changes what the chat shows, an unchanged edit is "message is not
+modified"), and fails on cue: 429 with retry_after, 400 "can't parse entities", 403 blocked,
+400 migrate_to_chat_id. ``TelegramKit`` runs the shipped flows through it with scripted providers
+and a fake clock, so that tests read like a chat and never sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from conftest import FLOWS, SETTINGS
+from telegram import Update
+from telegram.ext import AIORateLimiter, BaseRateLimiter
+from telegram.request import BaseRequest, RequestData
+
+from statebot import load_config
+from statebot._providers.base import Backend
+from statebot._settings import Settings
+from statebot._store.base import Store
+from statebot._transports.telegram import TelegramTransport
+from statebot._transports.telegram_run import build_telegram
+from statebot.testing import FakeClock, ScriptedBackend
+
+BOT_ID = 777000
+BOT_USERNAME = "statebot_test_bot"
+TOKEN = "123456:TEST-token-of-a-fake-bot"
+BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "Statebot", "username": BOT_USERNAME}
+JSON = dict[str, Any]
+ADMIN_RIGHTS = (  # noqa: SIM905
+    "can_be_edited can_manage_chat can_change_info can_delete_messages can_invite_users "
+    "can_restrict_members can_pin_messages can_promote_members can_manage_video_chats "
+    "is_anonymous can_post_stories can_edit_stories can_delete_stories"
+).split()
+
+
+def flood(retry_after: int) -> tuple[int, JSON]:
+    description = f"Too Many Requests: retry after {retry_after}"
+    return 429, {"description": description, "parameters": {"retry_after": retry_after}}
+
+
+def migrated(new_chat_id: int) -> tuple[int, JSON]:
+    description = "Bad Request: group chat was upgraded to a supergroup chat"
+    return 400, {"description": description, "parameters": {"migrate_to_chat_id": new_chat_id}}
+
+
+BAD_ENTITIES = (400, {"description": "Bad Request: can't parse entities: Can't find end of Bold"})
+BLOCKED = (403, {"description": "Forbidden: bot was blocked by the user"})
+NOT_MODIFIED = (400, {"description": "Bad Request: message is not modified"})
+
+
+@dataclass
+class Shown:
+    """A message as its chat shows it now."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    entities: list[JSON]
+    buttons: list[list[JSON]]
+    thread_id: int | None
+    deleted: bool = False
+
+    @property
+    def labels(self) -> list[str]:
+        return [b["text"] for row in self.buttons for b in row]
+
+    def data_of(self, label: str) -> str:
+        found = [b["callback_data"] for row in self.buttons for b in row if b["text"] == label]
+        assert len(found) == 1, f"no button {label!r} under {self.text!r} ({self.labels})"
+        return str(found[0])
+
+
+@dataclass
+class _Failure:
+    answer: tuple[int, JSON]
+    when: Callable[[JSON], bool]
+
+
+class FakeTelegram(BaseRequest):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, JSON]] = []
+        self.messages: dict[tuple[int, int], Shown] = {}
+        self.members: dict[tuple[int, int], str] = {}  # (chat, user) → status
+        self.holds: dict[str, asyncio.Event] = {}  # method → calls wait until it is set
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._ids = itertools.count(100)
+        self.updates: list[JSON] = []  # waiting for getUpdates, until confirmed by its offset
+        self._new_updates = asyncio.Event()
+
+    # --- the test's side ------------------------------------------------------------------
+
+    def fail(
+        self,
+        method: str,
+        answer: tuple[int, JSON],
+        *,
+        times: int = 1,
+        when: Callable[[JSON], bool] = lambda params: True,
+    ) -> None:
+        """The next ``times`` calls of ``method`` (for which ``when(params)``) get ``answer``."""
+        self._failures.setdefault(method, deque()).extend(
+            _Failure(answer, when) for _ in range(times)
+        )
+
+    def called(self, method: str) -> list[JSON]:
+        return [params for name, params in self.calls if name == method]
+
+    def chat(self, chat_id: int) -> list[Shown]:
+        """What the chat shows: the bot's messages, oldest first, deleted ones gone."""
+        return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id and not m.deleted]
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text for m in self.chat(chat_id)]
+
+    def with_button(self, chat_id: int, label: str) -> Shown:
+        """The newest message of the chat with a button labelled ``label``."""
+        for message in reversed(self.chat(chat_id)):
+            if label in message.labels:
+                return message
+        raise AssertionError(f"no message in chat {chat_id} has a button {label!r}")
+
+    def push(self, update: JSON) -> None:
+        """An update for getUpdates (polling) to fetch."""
+        self.updates.append(update)
+        self._new_updates.set()
+
+    # --- BaseRequest ----------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    @property
+    def read_timeout(self) -> float:
+        return 5.0
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, **_: Any
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        params: JSON = json.loads(json.dumps(request_data.parameters if request_data else {}))
+        self.calls.append((name, params))
+        if name in self.holds:
+            await self.holds[name].wait()
+        queue = self._failures.get(name)
+        failure = next((f for f in queue or () if f.when(params)), None)
+        if queue is not None and failure is not None:
+            queue.remove(failure)
+            code, body = failure.answer
+            return code, json.dumps({"ok": False, "error_code": code, **body}).encode()
+        if name == "getUpdates":
+            return 200, json.dumps({"ok": True, "result": await self._get_updates(params)}).encode()
+        try:
+            result = getattr(self, f"_{name}", lambda p: True)(params)
+        except LookupError as exc:
+            body = {"ok": False, "error_code": 400, "description": f"Bad Request: {exc.args[0]}"}
+            return 400, json.dumps(body).encode()
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    # --- methods --------------------------------------------------------------------------
+
+    async def _get_updates(self, params: JSON) -> list[JSON]:
+        """Telegram's long poll: updates from ``offset`` on; what is below it is confirmed."""
+        offset = int(params.get("offset") or 0)
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates and params.get("timeout"):
+            self._new_updates.clear()
+            await self._new_updates.wait()
+        return list(self.updates)
+
+    def _getMe(self, params: JSON) -> JSON:
+        return {**BOT_USER, "can_join_groups": True, "can_read_all_group_messages": False,
+                "supports_inline_queries": False}  # fmt: skip
+
+    def _sendMessage(self, params: JSON) -> JSON:
+        chat_id = int(params["chat_id"])
+        shown = Shown(
+            chat_id, next(self._ids), params["text"], params.get("entities", []),
+            params.get("reply_markup", {}).get("inline_keyboard", []),
+            params.get("message_thread_id"),
+        )  # fmt: skip
+        self.messages[(chat_id, shown.message_id)] = shown
+        return self._message(shown)
+
+    def _editMessageText(self, params: JSON) -> JSON:
+        shown = self._find(params)
+        new = (params["text"], params.get("entities", []),
+               params.get("reply_markup", {}).get("inline_keyboard", []))  # fmt: skip
+        if new == (shown.text, shown.entities, shown.buttons):
+            raise LookupError("message is not modified")
+        shown.text, shown.entities, shown.buttons = new
+        return self._message(shown)
+
+    def _editMessageReplyMarkup(self, params: JSON) -> JSON:
+        shown = self._find(params)
+        shown.buttons = params.get("reply_markup", {}).get("inline_keyboard", [])
+        return self._message(shown)
+
+    def _deleteMessage(self, params: JSON) -> bool:
+        self._find(params).deleted = True
+        return True
+
+    def _getChatMember(self, params: JSON) -> JSON:
+        user = {"id": int(params["user_id"]), "is_bot": False, "first_name": "U"}
+        status = self.members.get((int(params["chat_id"]), int(params["user_id"])), "member")
+        if status == "administrator":
+            rights = ADMIN_RIGHTS
+            return {"status": status, "user": user, **dict.fromkeys(rights, False)}
+        if status == "creator":
+            return {"status": status, "user": user, "is_anonymous": False}
+        return {"status": status, "user": user}
+
+    def _find(self, params: JSON) -> Shown:
+        shown = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if shown is None or shown.deleted:
+            raise LookupError("message to edit not found")
+        return shown
+
+    @staticmethod
+    def _message(shown: Shown) -> JSON:
+        chat_type = "private" if shown.chat_id > 0 else "supergroup"
+        out: JSON = {
+            "message_id": shown.message_id, "date": 1_767_225_600, "text": shown.text,
+            "chat": {"id": shown.chat_id, "type": chat_type}, "from": BOT_USER,
+        }  # fmt: skip
+        if shown.thread_id is not None:
+            out.update(message_thread_id=shown.thread_id, is_topic_message=True)
+        if shown.buttons:
+            out["reply_markup"] = {"inline_keyboard": shown.buttons}
+        return out
+
+
+# --- updates, as Telegram sends them -------------------------------------------------------
+
+
+def user(user_id: int, language: str = "ru") -> JSON:
+    return {
+        "id": user_id,
+        "is_bot": False,
+        "first_name": f"User{user_id}",
+        "language_code": language,
+    }
+
+
+def chat_of(chat_id: int) -> JSON:
+    kind = "private" if chat_id > 0 else "supergroup"
+    return {"id": chat_id, "type": kind, **({"title": "Group"} if chat_id < 0 else {})}
+
+
+_user_message_ids = itertools.count(50_000)
+
+
+def utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def message(chat_id: int, text: str | None = None, *, user_id: int | None = None,
+            language: str = "ru", thread_id: int | None = None, **extra: Any) -> JSON:  # fmt: skip
+    """A message's JSON; ``extra`` adds fields (photo, reply_to_message, entities...)."""
+    out: JSON = {
+        "message_id": next(_user_message_ids), "date": 1_767_225_600,
+        "chat": chat_of(chat_id), "from": user(user_id or abs(chat_id), language), **extra,
+    }  # fmt: skip
+    if text is not None:
+        out["text"] = text
+        entities = [{"type": "bot_command", "offset": 0, "length": utf16(text.split()[0])}]
+        entities = entities if text.startswith("/") else []
+        for found in re.finditer(r"@\w+", text):
+            offset = utf16(text[: found.start()])
+            entities.append({"type": "mention", "offset": offset, "length": utf16(found.group())})
+        if entities:
+            out["entities"] = entities
+    if thread_id is not None:
+        out.update(message_thread_id=thread_id, is_topic_message=True)
+    return out
+
+
+class TelegramKit:
+    """The shipped bot behind a FakeTelegram: scripted providers, a fake clock."""
+
+    def __init__(self, transport: TelegramTransport, fake: FakeTelegram, backend: ScriptedBackend,
+                 clock: FakeClock) -> None:  # fmt: skip
+        self.transport, self.fake, self.providers, self.clock = transport, fake, backend, clock
+        self._update_ids = itertools.count(1)
+
+    @classmethod
+    async def start(
+        cls, *, settings: Settings | None = None, admins: frozenset[int] = frozenset(),
+        production_limiter: bool = False, backend: Backend | None = None,
+        store: Store | None = None, initialize: bool = True,
+    ) -> TelegramKit:  # fmt: skip
+        """The shipped settings and flows. Telegram's flood limits are off unless
+        ``production_limiter``: they would make a test wait for real."""
+        loaded, flows = load_config(SETTINGS, FLOWS)
+        settings = settings or loaded
+        fake, clock, scripted = FakeTelegram(), FakeClock(), ScriptedBackend(settings)
+        limiter: BaseRateLimiter[Any] | None = None
+        if not production_limiter:
+            limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
+        transport = await build_telegram(
+            settings, flows, TOKEN, backend=backend or scripted, clock=clock, request=fake,
+            rate_limiter=limiter, extra_admins=admins, store=store,
+        )  # fmt: skip
+        if initialize:
+            await transport.initialize()
+        return cls(transport, fake, scripted, clock)
+
+    @property
+    def bot(self) -> Any:
+        return self.transport.bot
+
+    async def update(self, body: JSON, *, wait: bool = True) -> int:
+        """Process one update (``message``, ``callback_query``...); returns its update_id."""
+        update_id = next(self._update_ids)
+        raw = {"update_id": update_id, **body}
+        await self.transport.application.process_update(
+            Update.de_json(raw, self.transport.application.bot)
+        )
+        if wait:
+            await self.transport.settle()
+        return update_id
+
+    async def send(self, chat_id: int, text: str, *, wait: bool = True, **who: Any) -> int:
+        return await self.update({"message": message(chat_id, text, **who)}, wait=wait)
+
+    async def press(self, chat_id: int, label: str, *, data: str | None = None,
+                    on: Shown | None = None, wait: bool = True, **who: Any) -> int:  # fmt: skip
+        """Press ``label`` on the newest message that has it (or ``data`` on ``on``)."""
+        target = on or self.fake.with_button(chat_id, label)
+        sender = user(who.get("user_id") or abs(chat_id), who.get("language", "ru"))
+        query = {
+            "id": f"q{len(self.fake.calls)}", "from": sender,
+            "chat_instance": "ci", "data": data if data is not None else target.data_of(label),
+            "message": FakeTelegram._message(target),
+        }  # fmt: skip
+        return await self.update({"callback_query": query}, wait=wait)
+
+    async def until(self, condition: Callable[[], object], *, steps: int = 2000) -> None:
+        """Let the bot run until ``condition()``; it only yields to the loop, never sleeps."""
+        for _ in range(steps):
+            if condition():
+                return
+            await asyncio.sleep(0)
+        raise AssertionError(f"condition still false after {steps} event-loop turns")
+
+    async def settle(self) -> None:
+        await self.transport.settle()
+
+    async def settle_pushes(self) -> None:
+        """Until the messages being streamed are sent; an answer may still be running."""
+        await self.transport.renderer.settle()
+
+    async def state(self, chat_id: int) -> str:
+        return (await self.transport.engine.store.load(chat_id)).state
+
+    async def aclose(self) -> None:
+        await self.transport.application.shutdown()
+        await self.transport.bot.aclose()

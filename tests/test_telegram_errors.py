@@ -1,0 +1,196 @@
+"""Whatever Telegram sends or answers: flood limits waited out with nothing lost, a user who
+blocked the bot, a group that became a supergroup, photos, voice, stickers, documents and edited
+messages, each with a clear reply and never an exception."""
+
+from __future__ import annotations
+
+import logging
+import types
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import telegram.ext._aioratelimiter as aioratelimiter
+from telegram_fakes import BLOCKED, TelegramKit, flood, message, migrated
+
+NOT_TEXT_RU = "🙈 Я понимаю только текст: напишите вопрос словами. /help — что я умею."
+NOT_TEXT_EN = "🙈 I only understand text: please type your question. /help shows what I can do."
+EDITED_RU = "✏️ Исправленные сообщения я не перечитываю: отправьте исправленный текст заново."
+
+
+# PTB's own RetryAfter warns that its retry_after will become a timedelta
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start()
+    yield kit
+    await kit.aclose()
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits AIORateLimiter makes after a 429, recorded instead of slept."""
+    slept: list[float] = []
+    real = aioratelimiter.asyncio
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        await real.sleep(0)
+
+    fast = types.SimpleNamespace(
+        **{n: getattr(real, n) for n in dir(real) if not n.startswith("_")}
+    )
+    fast.sleep = sleep
+    monkeypatch.setattr(aioratelimiter, "asyncio", fast)
+    return slept
+
+
+@pytest.mark.parametrize(
+    ("method", "act"),
+    [
+        ("sendMessage", lambda tg: tg.send(7, "/menu")),
+        ("editMessageText", lambda tg: tg.press(7, "ℹ️ Помощь")),
+        ("answerCallbackQuery", lambda tg: tg.press(7, "ℹ️ Помощь")),
+    ],
+)
+async def test_a_flood_limit_is_waited_out_and_nothing_is_lost(
+    waits: list[float], method: str, act: Any
+) -> None:
+    tg = await TelegramKit.start(production_limiter=True)  # AIORateLimiter with flood_retries
+    try:
+        if method != "sendMessage":
+            await tg.send(7, "/menu")
+        tg.fake.fail(method, flood(3), times=2)
+        await act(tg)
+        calls = tg.fake.called(method)
+        assert len(calls) >= 3 and calls[-1] == calls[-2] == calls[-3]  # the same call, again
+        assert waits == [3.1, 3.1]  # retry_after, and a little more
+        if method == "answerCallbackQuery":
+            assert len(calls) == 3
+        else:
+            assert tg.fake.chat(7)[-1].text.startswith(("📋 Меню.", "ℹ️ Команды:"))
+    finally:
+        await tg.aclose()
+
+
+async def test_more_floods_than_retries_give_up_without_an_exception(
+    waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    tg = await TelegramKit.start(production_limiter=True)
+    try:
+        retries = tg.transport.bot.settings.telegram.flood_retries
+        tg.fake.fail("sendMessage", flood(1), times=retries + 1)
+        await tg.send(7, "/menu")
+        assert len(waits) == retries
+        assert tg.fake.chat(7) == []
+        assert "Reply not shown" in caplog.text
+        await tg.send(7, "/menu")  # the next one goes through
+        assert tg.fake.chat(7)[-1].text.startswith("📋 Меню.")
+    finally:
+        await tg.aclose()
+
+
+async def test_a_user_who_blocked_the_bot_stops_its_answer_until_they_write_again(
+    tg: TelegramKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="statebot")
+    release = tg.providers.hang("groq", after_pieces=1)
+    tg.fake.fail("sendMessage", BLOCKED)  # the ⏳ message that carries ⏹ Stop
+    await tg.send(7, "Привет", wait=False)
+    await tg.until(lambda: not tg.transport.engine.answering(7))
+    release.set()
+    await tg.settle()
+    assert tg.fake.chat(7) == []
+    assert tg.fake.called("sendMessageDraft") == []  # silent once blocked
+    assert "chat 7 cannot be written to" in caplog.text
+    assert await tg.state(7) == "chat.ready"  # the answer was stopped, not left hanging
+    await tg.send(7, "/menu")  # unblocked: they wrote again
+    assert tg.fake.chat(7)[-1].text.startswith("📋 Меню.")
+
+
+async def test_a_group_that_became_a_supergroup_is_followed_to_its_new_id(tg: TelegramKit) -> None:
+    await tg.send(-100, "/model@statebot_test_bot", user_id=5)
+    record = await tg.transport.engine.store.load(-100)
+    tg.fake.fail("sendMessage", migrated(-1001), when=lambda p: p["chat_id"] == -100)
+    await tg.send(-100, "/menu", user_id=5)
+    assert [m.chat_id for m in tg.fake.chat(-1001)] == [-1001]
+    assert tg.fake.chat(-1001)[-1].text.startswith("📋 Меню.")
+    moved = await tg.transport.engine.store.load(-1001)
+    assert moved.state == "menu.main"  # moved after the engine saved the old id's record
+    assert (moved.model, moved.history) == (record.model, record.history)
+    assert (await tg.transport.engine.store.load(-100)).state == ""  # forgotten
+    await tg.send(-100, "/help", user_id=5)  # an update still from the old id
+    assert tg.fake.chat(-1001)[-1].text.startswith("ℹ️ Команды:")
+    assert await tg.state(-1001) == "welcome.help"
+    assert await tg.state(-100) == ""  # handled as the new id's
+    assert tg.fake.chat(-100) == [tg.fake.chat(-100)[0]]  # only the model menu, sent before
+
+
+async def test_the_migration_service_message_moves_the_record(tg: TelegramKit) -> None:
+    await tg.send(-100, "/lang@statebot_test_bot", user_id=5)
+    await tg.update({"message": message(-100, None, migrate_to_chat_id=-1002)})
+    assert (await tg.transport.engine.store.load(-1002)).state == "language.choosing"
+    assert (await tg.transport.engine.store.load(-100)).state == ""
+    await tg.update({"message": message(-1002, None, migrate_from_chat_id=-100)})  # idempotent
+    assert (await tg.transport.engine.store.load(-1002)).state == "language.choosing"
+    assert tg.fake.called("sendMessage")[-1]["chat_id"] == -100  # nothing said about it
+
+
+PHOTO = [{"file_id": "p", "file_unique_id": "pu", "width": 90, "height": 90}]
+ATTACHMENTS = {
+    "photo": {"photo": PHOTO},
+    "photo-with-caption": {"photo": PHOTO, "caption": "что на фото?"},
+    "voice": {"voice": {"file_id": "v", "file_unique_id": "vu", "duration": 3}},
+    "sticker": {"sticker": {"file_id": "s", "file_unique_id": "su", "type": "regular",
+                            "width": 512, "height": 512, "is_animated": False,
+                            "is_video": False}},
+    "document": {"document": {"file_id": "d", "file_unique_id": "du", "file_name": "a.pdf"}},
+    "location": {"location": {"latitude": 55.75, "longitude": 37.61}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(ATTACHMENTS))
+@pytest.mark.parametrize(("language", "reply"), [("ru", NOT_TEXT_RU), ("en", NOT_TEXT_EN)])
+async def test_what_is_not_text_gets_a_clear_reply(
+    tg: TelegramKit, kind: str, language: str, reply: str
+) -> None:
+    await tg.update({"message": message(7, None, language=language, **ATTACHMENTS[kind])})
+    assert tg.fake.texts(7) == [reply]
+    assert tg.providers.requests == []
+    assert await tg.state(7) == ""  # the flows never saw it
+
+
+async def test_an_edited_message_gets_a_clear_reply(tg: TelegramKit) -> None:
+    await tg.update({"edited_message": {**message(7, "Привет, исправлено"), "edit_date": 1}})
+    assert tg.fake.texts(7) == [EDITED_RU]
+    assert tg.providers.requests == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": message(-100, None, **ATTACHMENTS["photo"])},  # not for the bot
+        {"message": message(-100, None, new_chat_members=[{"id": 9, "is_bot": False,
+                                                          "first_name": "N"}])},
+        {"message": message(7, None, pinned_message=message(7, "старое"))},
+        {"edited_message": {**message(-100, "не боту"), "edit_date": 1}},
+        {"my_chat_member": {"chat": {"id": 7, "type": "private"}, "date": 1,
+                            "from": {"id": 7, "is_bot": False, "first_name": "U"},
+                            "old_chat_member": {"status": "member",
+                                                "user": {"id": 777000, "is_bot": True,
+                                                         "first_name": "B"}},
+                            "new_chat_member": {"status": "kicked", "until_date": 0,
+                                                "user": {"id": 777000, "is_bot": True,
+                                                         "first_name": "B"}}}},
+    ],
+    ids=["group-photo", "new-member", "pin", "group-edit", "blocked-notice"],
+)  # fmt: skip
+async def test_service_messages_and_group_chatter_get_no_reply(
+    tg: TelegramKit, body: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    await tg.update(body)
+    assert tg.fake.called("sendMessage") == []
+    assert caplog.records == []

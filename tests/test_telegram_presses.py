@@ -1,0 +1,150 @@
+"""Button presses in Telegram: the menu is edited in place and every press is answered, a stale
+or forged press is answered "out of date", shows the current menu and changes nothing; ⏹ Stop
+and 🔄 Regenerate live under the answer they belong to."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+
+import pytest
+from telegram_fakes import TelegramKit
+
+from statebot._engine.effects import Button
+from statebot._transports.telegram_send import markup
+
+STALE = "⌛ Это меню устарело, вот актуальное:"
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start()
+    yield kit
+    await kit.aclose()
+
+
+async def test_a_press_edits_the_pressed_menu_and_is_answered(tg: TelegramKit) -> None:
+    await tg.send(7, "/menu")
+    menu = tg.fake.chat(7)[-1]
+    await tg.press(7, "🤖 Выбрать модель")
+    assert len(tg.fake.chat(7)) == 1
+    edited = tg.fake.chat(7)[-1]
+    assert edited.message_id == menu.message_id
+    assert edited.text.startswith("🤖 Выберите модель")
+    assert tg.fake.called("answerCallbackQuery") == [{"callback_query_id": "q5"}]
+    assert await tg.state(7) == "model_choice.choosing"
+
+
+async def test_a_press_on_an_old_menu_is_answered_out_of_date_and_changes_nothing(
+    tg: TelegramKit,
+) -> None:
+    await tg.send(7, "/menu")
+    old_menu = copy.deepcopy(tg.fake.chat(7)[-1])  # as the chat showed it then
+    await tg.press(7, "🤖 Выбрать модель")  # the menu message is now the model menu
+    record = await tg.transport.engine.store.load(7)
+    await tg.press(7, "🌐 Язык", on=old_menu)  # a press on what the chat showed before
+    answer = tg.fake.called("answerCallbackQuery")[-1]
+    assert answer["text"] == STALE
+    assert await tg.transport.engine.store.load(7) == record
+    current = tg.fake.chat(7)[-1]
+    assert current.text.startswith("🤖 Выберите модель")  # the current menu, shown again
+    assert current.message_id != old_menu.message_id
+    assert tg.fake.chat(7)[-2].text == STALE
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["admin", "set_default", "model:no-such-model", "lang:xx", "text", "answered", "x" * 64, ""],
+)
+async def test_a_forged_press_is_answered_and_changes_nothing(tg: TelegramKit, data: str) -> None:
+    await tg.send(7, "/menu")
+    menu = tg.fake.chat(7)[-1]
+    record = await tg.transport.engine.store.load(7)
+    await tg.press(7, "ℹ️ Помощь", data=data, on=menu)
+    assert len(tg.fake.called("answerCallbackQuery")) == 1
+    assert await tg.transport.engine.store.load(7) == record
+    assert tg.providers.requests == []
+    if data:  # an empty one is no press at all (a game's button): only answered
+        assert tg.fake.called("answerCallbackQuery")[0]["text"] == STALE
+        assert tg.fake.chat(7)[-1].text.startswith("📋 Меню.")
+
+
+async def test_a_press_on_an_inline_message_without_a_chat_is_still_answered(
+    tg: TelegramKit,
+) -> None:
+    query = {"id": "inline1", "from": {"id": 7, "is_bot": False, "first_name": "U"},
+             "chat_instance": "ci", "inline_message_id": "abc", "data": "menu"}  # fmt: skip
+    await tg.update({"callback_query": query})
+    assert tg.fake.called("answerCallbackQuery") == [{"callback_query_id": "inline1"}]
+    assert tg.fake.called("sendMessage") == []
+
+
+async def test_a_press_is_answered_even_when_the_bot_fails_to_edit(tg: TelegramKit) -> None:
+    await tg.send(7, "/menu")
+    tg.fake.fail("editMessageText", (400, {"description": "Bad Request: message can't be edited"}))
+    await tg.press(7, "ℹ️ Помощь")
+    assert len(tg.fake.called("answerCallbackQuery")) == 1
+    assert tg.fake.chat(7)[-1].text.startswith("ℹ️ Команды:")  # sent anew instead
+    assert len(tg.fake.chat(7)) == 2
+
+
+async def test_stop_in_a_private_chat_is_under_the_streaming_answer(tg: TelegramKit) -> None:
+    release = tg.providers.hang("groq", after_pieces=1)
+    await tg.send(7, "Расскажи длинную историю", wait=False)
+    await tg.until(lambda: tg.fake.called("sendMessageDraft"))
+    control = tg.fake.with_button(7, "⏹ Стоп")  # a draft has no buttons: a small message has
+    assert control.text == "⏳ 🚀 Llama 3.3 70B"
+    await tg.press(7, "⏹ Стоп")
+    assert tg.fake.called("answerCallbackQuery")[-1] == {
+        "callback_query_id": "q6",
+        "text": "⏹ Остановлено.",
+    }
+    release.set()
+    await tg.settle()
+    texts = tg.fake.texts(7)
+    partial = [t for t in texts if t.startswith("[llama-3.3-70b")]
+    assert "⏹ Остановлено." in texts
+    assert partial == ["[llama-3.3-70b-versat"]  # what was streamed is kept, and no more
+    assert tg.fake.called("sendChatAction") == []  # the stop started nothing to wait for
+    assert control.deleted
+    assert await tg.state(7) == "chat.ready"
+    assert all("⏹ Стоп" not in m.labels for m in tg.fake.chat(7))
+
+
+async def test_stop_in_a_group_is_under_the_message_being_edited(tg: TelegramKit) -> None:
+    release = tg.providers.hang("groq", after_pieces=1)
+    await tg.send(-100, "/start@statebot_test_bot")
+    await tg.send(-100, "@statebot_test_bot расскажи историю", user_id=5, wait=False)
+    await tg.until(lambda: any("⏹ Стоп" in m.labels for m in tg.fake.chat(-100)))
+    live = tg.fake.with_button(-100, "⏹ Стоп")
+    assert live.text == "[llama-3.3-70b-ver"  # the first piece of three
+    assert tg.providers.requests[0].messages[-1]["content"] == "расскажи историю"
+    await tg.press(-100, "⏹ Стоп", user_id=5)
+    release.set()
+    await tg.settle()
+    assert live.labels == []  # the stop button is gone from the answer, which stays
+    assert live.text == "[llama-3.3-70b-ver"
+    assert tg.fake.chat(-100)[-1].text == "⏹ Остановлено."
+    assert tg.fake.called("sendMessageDraft") == []  # drafts are for private chats only
+
+
+async def test_regenerate_under_an_answer_asks_again(tg: TelegramKit) -> None:
+    tg.providers.answer("groq", "первый ответ", times=1)
+    tg.providers.answer("groq", "второй ответ", times=1)
+    await tg.send(7, "Вопрос")
+    first = tg.fake.chat(7)[-1]
+    assert (first.text, first.labels) == ("первый ответ", ["🔄 Ещё раз"])
+    await tg.press(7, "🔄 Ещё раз", on=first)
+    second = tg.fake.chat(7)[-1]
+    assert (second.text, second.labels) == ("второй ответ", ["🔄 Ещё раз"])
+    assert second.message_id != first.message_id
+    assert first.text == "первый ответ"  # the first answer stays as it was
+    assert [r.messages[-1]["content"] for r in tg.providers.requests] == ["Вопрос", "Вопрос"]
+    history = (await tg.transport.engine.store.load(7)).history
+    assert [m["content"] for m in history] == ["Вопрос", "второй ответ"]
+
+
+def test_a_button_whose_callback_data_would_not_fit_is_left_out() -> None:
+    keyboard = markup(((Button("ok", "model", "k" * 58), Button("too long", "model", "k" * 59)),))
+    assert keyboard is not None  # "model:" + 58 bytes is 64, Telegram's limit
+    assert [b.text for row in keyboard.inline_keyboard for b in row] == ["ok"]
