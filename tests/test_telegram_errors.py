@@ -159,7 +159,7 @@ async def test_what_is_not_text_gets_a_clear_reply(
     await tg.update({"message": message(7, None, language=language, **ATTACHMENTS[kind])})
     assert tg.fake.texts(7) == [reply]
     assert tg.providers.requests == []
-    assert await tg.state(7) == ""  # the flows never saw it
+    assert await tg.state(7) == "welcome.greet"  # the flows said it; the chat is where it was
 
 
 async def test_an_edited_message_gets_a_clear_reply(tg: TelegramKit) -> None:

@@ -177,7 +177,7 @@ async def test_stop_keeps_what_was_shown_and_returns_to_ready(kit: BotKit) -> No
     done = chat.answers[-1]
     assert not done.complete
     assert done.text == chat.streamed and done.text  # the partial stays
-    assert "⏹ Остановлено." in chat.texts
+    assert chat.texts[-2:] == [done.text, "⏹ Остановлено."]  # the partial first, then the word
 
 
 async def test_a_question_sent_while_answering_waits_its_turn(kit: BotKit) -> None:

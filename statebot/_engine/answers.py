@@ -9,6 +9,7 @@ engine's ordered door with system events: ``provider_down`` before the fallback'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("statebot.answers")
 
+STOP_WAIT_SECONDS = 5.0  # how long /stop waits for the partial answer to be shown in full
+
 
 class Answers:
     def __init__(self, engine: Engine) -> None:
@@ -30,6 +33,7 @@ class Answers:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ids = itertools.count(1)
         self._discarded: set[asyncio.Task[None]] = set()
+        self._shown: dict[int, asyncio.Event] = {}  # chat → its answer's last piece was shown
 
     def running(self, chat_id: int) -> bool:
         task = self._tasks.get(chat_id)
@@ -54,6 +58,7 @@ class Answers:
     def _forget(self, chat_id: int, task: asyncio.Task[None]) -> None:
         if self._tasks.get(chat_id) is task:
             del self._tasks[chat_id]
+            self._shown.pop(chat_id, None)
 
     def stop(self, chat_id: int, *, discard: bool = False) -> bool:
         """Cancel the chat's answer. ``discard``: keep nothing of it (the chat is forgotten)."""
@@ -63,6 +68,18 @@ class Answers:
         if discard:
             self._discarded.add(task)
         task.cancel()
+        return True
+
+    async def stop_and_wait(self, chat_id: int) -> bool:
+        """Stop the answer and wait (bounded) until what it showed is final on screen, so that
+        the flow's "⏹ Stopped" comes after the partial answer, not before it."""
+        shown = self._shown.get(chat_id)
+        if not self.stop(chat_id):
+            return False
+        if shown is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT_SECONDS):
+                    await shown.wait()
         return True
 
     async def wait(self, chat_id: int) -> None:
@@ -95,6 +112,7 @@ class Answers:
     ) -> None:
         engine = self.engine
         answer_id = next(self._ids)
+        shown = self._shown[chat_id] = asyncio.Event()
         parts: list[str] = []
         reported: list[Any] = []
         after_answer: list[Any] = []
@@ -130,7 +148,11 @@ class Answers:
             self._discarded.discard(this)
             return
         if parts:
-            await engine.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
+            try:
+                await engine.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
+            finally:
+                shown.set()
+        shown.set()
         for route_event in after_answer:
             await self._tell(chat_id, route_event.name, route_event.data)
         provider = engine.settings.models[model].provider

@@ -30,6 +30,8 @@ EVENT_FIELDS = (
 SYSTEM_EVENTS = (
     "answered",
     "interrupted",
+    "non_text",
+    "edited_message",
     "history_trimmed",
     "provider_down",
     "answered_by_fallback",
@@ -108,7 +110,7 @@ def _actions(registry: Registry) -> None:
     @registry.action("stop")
     async def stop(turn: Turn) -> None:
         turn.record.data.pop("pending", None)
-        turn.engine.stop_answer(turn.record.chat_id)
+        await turn.engine.answers.stop_and_wait(turn.record.chat_id)
 
     @registry.action("mark_notice")
     async def mark_notice(turn: Turn) -> None:

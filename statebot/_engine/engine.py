@@ -9,9 +9,8 @@ through the same ordered door, so that the flows, not Python, decide what the us
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .._clock import Clock, SystemClock
@@ -22,6 +21,7 @@ from .answers import Answers
 from .effects import Effect
 from .events import Event, Kind
 from .history import messages_for, remember
+from .locks import ChatLocks
 from .machine import FlowMachine
 from .registry import Registry, Turn
 from .render import keyboard_for
@@ -53,30 +53,6 @@ async def _discard(chat_id: int, effect: Effect) -> None:
     return None
 
 
-class _ChatLocks:
-    """A FIFO lock per chat, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, chat_id: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
-        self._locks[chat_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[chat_id]
-            if users <= 1:
-                del self._locks[chat_id]
-            else:
-                self._locks[chat_id] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
 class Engine:
     def __init__(
         self,
@@ -101,7 +77,7 @@ class Engine:
         self.machine = FlowMachine(flows, registry)
         self.default_model = settings.bot.default_model
         self.entered: set[str] = set()
-        self._locks = _ChatLocks()
+        self._locks = ChatLocks()
         self.answers = Answers(self)
         self.usage = Usage(store)
         self.reloader: Callable[[], Awaitable[tuple[bool, str]]] | None = None

@@ -25,8 +25,8 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from .._bot import Bot
-from .._engine.engine import _ChatLocks
-from .._engine.events import Event
+from .._engine.events import Event, Kind
+from .._engine.locks import ChatLocks
 from .._store.base import ChatRecord
 from .telegram_render import Relay, Renderer
 from .telegram_send import SCOPE, Scope, Sender, scope_for
@@ -37,15 +37,6 @@ App = Application[Any, Any, Any, Any, Any, Any]
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 ADMIN_CACHE_SECONDS = 60.0
 GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
-
-NOT_TEXT = {
-    "ru": "🙈 Я понимаю только текст: напишите вопрос словами. /help — что я умею.",
-    "en": "🙈 I only understand text: please type your question. /help shows what I can do.",
-}
-EDITED = {
-    "ru": "✏️ Исправленные сообщения я не перечитываю: отправьте исправленный текст заново.",
-    "en": "✏️ I don't reread edited messages: please send the corrected text again.",
-}
 
 
 def quiet_http_logs() -> None:
@@ -91,7 +82,7 @@ class TelegramTransport:
             title_of=self._title,
         )  # fmt: skip
         self.relay = relay
-        self._gates = _ChatLocks()
+        self._gates = ChatLocks()
         self._admins: dict[tuple[int, int], tuple[bool, float]] = {}
 
     def _title(self, model: str) -> str:
@@ -189,15 +180,18 @@ class TelegramTransport:
         addressed = chat.type == ChatType.PRIVATE or self._addressed(message)
         if not addressed:
             return
-        if edited:
-            await self._say(chat.id, message, EDITED)
+        who = await self._who(update, chat, message.from_user, message.sender_chat, thread)
+        if edited:  # the flows say what to do: flows/welcome.toml, edited_message
+            event = Event(chat.id, Kind.SYSTEM, name="edited_message", **who)
         elif message.text is None:
-            if message.effective_attachment is not None or message.caption is not None:
-                await self._say(chat.id, message, NOT_TEXT)
+            if message.effective_attachment is None and message.caption is None:
+                return  # a service message (a member joined...): nothing to answer
+            event = Event(chat.id, Kind.SYSTEM, name="non_text", **who)
         elif text:
-            who = await self._who(update, chat, message.from_user, message.sender_chat, thread)
             event = Event.message(chat.id, self._without_mention(text), **who)
-            await self._handle(event, Scope(chat.id, thread))
+        else:
+            return
+        await self._handle(event, Scope(chat.id, thread))
 
     async def _handle(self, event: Event, scope: Scope) -> None:
         answering = self.engine.answering(event.chat_id)
@@ -223,14 +217,6 @@ class TelegramTransport:
             "thread_id": thread,
             "from_chat_admin": await self._from_admin(chat, user, sender),
         }
-
-    async def _say(self, chat_id: int, message: Message, texts: dict[str, str]) -> None:
-        """A transport's own reply, in the chat's language."""
-        record = await self.engine.store.load(chat_id)
-        if message.from_user is not None and message.from_user.language_code:
-            record.data["telegram_language"] = message.from_user.language_code
-        language = self.engine.language_for(record)
-        await self.renderer.say(chat_id, texts.get(language, texts["en"]))
 
     # --- groups ---------------------------------------------------------------------------
 
