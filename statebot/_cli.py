@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from ._bot import build_bot, load_config
 from ._errors import ConfigError
 from ._flows.mermaid import mermaid
 from ._flows.model import FlowSet
+from ._redact import Redactor, secret_names
+from ._redact import install as install_redaction
 from ._settings import Settings, load_env
 
 
@@ -23,6 +26,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="statebot", description=__doc__)
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("STATEBOT_LOG_LEVEL", "WARNING"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help="how much to log (secrets are masked in every line); env STATEBOT_LOG_LEVEL",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate flows and settings; exit 1 on any problem")
     _common(check)
@@ -48,13 +58,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     load_env()
     try:
         settings, flows = load_config(args.settings, args.flows)
     except ConfigError as exc:
         print(f"statebot: {exc}", file=sys.stderr)
         return 1
+    install_redaction(Redactor.from_environment(secret_names(settings)))
     if args.command == "check":
         print(
             f"OK: {len(flows.flows)} flows, {len(flows.states)} states, "
@@ -135,8 +146,9 @@ def _run(settings: Settings, flows: FlowSet) -> int:
                 file=sys.stderr,
             )
             return 1
-    logging.getLogger("statebot").setLevel(logging.INFO)
-    quiet_http_logs()
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("statebot").setLevel(logging.INFO)
+        quiet_http_logs()  # at DEBUG they speak, and the redaction filter masks the token
 
     async def run() -> None:
         store = await SqliteStore.open(settings.store.path)
