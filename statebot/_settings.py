@@ -82,6 +82,15 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Who may use the bot, and how much. Admins are never limited."""
+
+    allow: frozenset[int] = frozenset()  # user ids; empty: everyone
+    questions_per_hour: int = 60  # per user; 0: no limit
+    max_input_chars: int = 4000  # a longer message is refused, not sent to a model
+
+
+@dataclass(frozen=True)
 class TelegramSettings:
     """How ``statebot run`` talks to Telegram. The token and the webhook secret stay in the
     environment: these name the variables that hold them."""
@@ -115,6 +124,7 @@ class Settings:
     models: dict[str, ModelSettings]
     health: HealthSettings = HealthSettings()
     store: StoreSettings = StoreSettings()
+    access: AccessSettings = AccessSettings()
     path: str = "settings.toml"
     telegram: TelegramSettings = TelegramSettings()
 
@@ -130,7 +140,7 @@ class Settings:
         return not any(p.api_key() for p in self.providers.values())
 
 
-_TOP = ("bot", "health", "store", "providers", "models", "telegram")
+_TOP = ("bot", "health", "store", "providers", "models", "telegram", "access")
 _BOT = ("default_model", "languages", "admins", "fallback", "demo", "group_model_changers")
 _CHANGERS = ("anyone", "chat_admins", "bot_admins")
 _PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
@@ -212,6 +222,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
         path=check.typed(store_raw, "path", str, ("store",), default="statebot.db")
     )
     telegram = _parse_telegram(check.table(data, "telegram", ()), check)
+    access = _parse_access(check.table(data, "access", ()), check)
     if default_model is None:
         return None
     return Settings(
@@ -229,7 +240,26 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
         store=store,
         path=path,
         telegram=telegram,
+        access=access,
     )
+
+
+def _parse_access(raw: dict[str, Any], check: Checker) -> AccessSettings:
+    where = ("access",)
+    check.known_keys(raw, where, ("allow", "questions_per_hour", "max_input_chars"))
+    allow = check.typed(raw, "allow", list, where, default=[])
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in allow):
+        check.add((*where, "allow"), "must be a list of Telegram user ids (numbers)",
+                  "e.g. allow = [123456789]; [] lets everyone in")  # fmt: skip
+        allow = []
+    numbers = {}
+    for key, default in (("questions_per_hour", 60), ("max_input_chars", 4000)):
+        value = check.typed(raw, key, int, where, default=default)
+        if value < 0:
+            check.add((*where, key), "must not be negative", "0 means no limit")
+            value = default
+        numbers[key] = value
+    return AccessSettings(frozenset(allow), **numbers)
 
 
 def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderSettings]:

@@ -158,6 +158,26 @@ CASES = [
     ),
     pytest.param(
         Case(
+            Edit(S, "allow = []", 'allow = ["@alice"]'),
+            "access.allow",
+            'allow = ["@alice"]',
+            "must be a list of Telegram user ids (numbers)",
+            "[] lets everyone in",
+        ),
+        id="allow-list-not-numbers",
+    ),
+    pytest.param(
+        Case(
+            Edit(S, "questions_per_hour = 60", "questions_per_hour = -1"),
+            "access.questions_per_hour",
+            "questions_per_hour = -1",
+            "must not be negative",
+            "0 means no limit",
+        ),
+        id="negative-question-limit",
+    ),
+    pytest.param(
+        Case(
             Edit(S, None, new_model(LONG_KEY)),
             f"models.{LONG_KEY}",
             f"[models.{LONG_KEY}]",

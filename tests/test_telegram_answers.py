@@ -105,10 +105,9 @@ async def test_a_long_answer_is_split_without_breaking_the_code_block(tg: Telegr
 
 
 async def test_a_long_answer_finishes_one_message_while_it_streams(tg: TelegramKit) -> None:
-    question = "абв " * 1600  # the scripted answer repeats it: 6437 units in three pieces
-    answer = f"[llama-3.3-70b-versatile] answer to: {question}"
-    release = tg.providers.hang("groq", after_pieces=2)
-    await tg.send(7, question, wait=False)
+    answer = "[llama-3.3-70b-versatile] " + "абв " * 1600  # 6427 units in three pieces
+    release = tg.providers.hang("groq", after_pieces=2, text=answer)
+    await tg.send(7, "a long one, please", wait=False)
     await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
     sending = tg.fake.holds["sendMessage"] = asyncio.Event()
     tg.clock.advance(0.5)  # the second piece: over 4096 units, the first message is finished

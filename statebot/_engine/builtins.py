@@ -32,6 +32,7 @@ SYSTEM_EVENTS = (
     "interrupted",
     "non_text",
     "edited_message",
+    "not_allowed",
     "history_trimmed",
     "provider_down",
     "answered_by_fallback",
@@ -86,6 +87,7 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("ask")
     async def ask(turn: Turn) -> None:
+        turn.engine.access.count_question(turn.event.user_id)
         turn.engine.start_answer(turn, turn.event.text)
 
     @registry.action("regenerate")
@@ -99,6 +101,7 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("defer")
     async def defer(turn: Turn) -> None:
+        turn.engine.access.count_question(turn.event.user_id)
         turn.record.data.setdefault("pending", []).append(turn.event.text)
 
     @registry.action("ask_pending")
@@ -244,6 +247,14 @@ def _guards(registry: Registry) -> None:
             return True
         return turn.is_admin
 
+    @registry.guard("input_too_long")
+    def input_too_long(turn: Turn) -> bool:
+        return turn.engine.access.too_long(turn.event.text)
+
+    @registry.guard("over_question_limit")
+    def over_question_limit(turn: Turn) -> bool:
+        return turn.engine.access.over_limit(turn.event.user_id)
+
     @registry.guard("has_history")
     def has_history(turn: Turn) -> bool:
         return len(turn.record.history) >= 2
@@ -367,6 +378,22 @@ def _placeholders(registry: Registry) -> None:
             until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
             lines.append(f"{badge} {name}: {status.reason or status.state}{until}")
         return "\n".join(lines)
+
+    @registry.placeholder("max_input_chars")
+    def max_input_chars(turn: Turn) -> str:
+        return str(turn.engine.settings.access.max_input_chars)
+
+    @registry.placeholder("input_chars")
+    def input_chars(turn: Turn) -> str:
+        return str(len(turn.event.text))
+
+    @registry.placeholder("questions_per_hour")
+    def questions_per_hour(turn: Turn) -> str:
+        return str(turn.engine.settings.access.questions_per_hour)
+
+    @registry.placeholder("minutes_until_next")
+    def minutes_until_next(turn: Turn) -> str:
+        return str(turn.engine.access.minutes_until_next(turn.event.user_id))
 
     @registry.placeholder("reload_report")
     def reload_report(turn: Turn) -> str:

@@ -17,6 +17,7 @@ from .._clock import Clock, SystemClock
 from .._flows.model import TEXT_TRIGGER, FlowSet
 from .._settings import Settings
 from .._store.base import ChatRecord, Store
+from .access import Access
 from .answers import Answers
 from .effects import Effect
 from .events import Event, Kind
@@ -80,6 +81,7 @@ class Engine:
         self._locks = ChatLocks()
         self.answers = Answers(self)
         self.usage = Usage(store)
+        self.access = Access(settings.access, settings.bot.admins, self.clock)
         self.reloader: Callable[[], Awaitable[tuple[bool, str]]] | None = None
         self._posted: set[asyncio.Task[bool]] = set()
         self._listeners: list[Callable[[int, str], None]] = []
@@ -110,6 +112,7 @@ class Engine:
         """Swap in a new flow set and settings, already validated by the caller."""
         self.machine = FlowMachine(flows, self.registry)
         self.flows, self.settings = flows, settings
+        self.access.settings, self.access.admins = settings.access, settings.bot.admins
 
     # --- the ordered door ---------------------------------------------------------------------
 
@@ -120,12 +123,20 @@ class Engine:
                 log.info("update %s already handled, skipped", event.update_id)
                 return False
             record = await self.store.load(event.chat_id)
+            fresh = record.state == ""
             if record.state not in self.flows.states:
                 record.state = self.flows.entry
             if event.language:
                 record.data["telegram_language"] = event.language
             turn = Turn(self, record, event, self.language_for(record))
-            await self._dispatch(turn)
+            if event.kind is not Kind.SYSTEM and not self.access.allowed(event.user_id):
+                if self.machine.can_fire(record.state, "not_allowed"):
+                    await self.machine.fire(turn, "not_allowed")
+                if fresh:  # keep nothing about a stranger; only that the update was handled
+                    await self.store.forget(record.chat_id, update_id=event.update_id)
+                    return True
+            else:
+                await self._dispatch(turn)
             if turn.values.get("forget"):
                 await self.store.forget(record.chat_id, update_id=event.update_id)
             else:

@@ -172,12 +172,13 @@ class ScriptedBackend:
         provider: str,
         *,
         after_pieces: int = 0,
+        text: str | None = None,
         model: str | None = None,
         times: int | None = None,
     ) -> asyncio.Event:
         """Stop after ``after_pieces`` pieces until the returned event is set, then go on."""
         event = asyncio.Event()
-        step = _Step(pieces=max(3, after_pieces + 1), hold=event, hold_at=after_pieces)
+        step = _Step(text=text, pieces=max(3, after_pieces + 1), hold=event, hold_at=after_pieces)
         self._set(provider, model, step, times)
         return event
 
