@@ -1,0 +1,177 @@
+"""What the shipped flows show: dynamic keyboards (the model menu with health badges, the
+providers, the languages) and placeholders computed for texts (the catalog, health notes, usage).
+"""
+
+from __future__ import annotations
+
+import time
+
+from .._settings import ModelSettings
+from .effects import Button, Keyboard
+from .registry import Registry, Turn
+
+BADGES = {"disabled": "⛔", "open": "⚠️", "half_open": "⚠️", "cooldown": "⏳"}
+LANGUAGE_NAMES = {"ru": "🇷🇺 Русский", "en": "🇬🇧 English"}
+
+
+def register_views(registry: Registry) -> None:
+    _keyboards(registry)
+    _placeholders(registry)
+
+
+def _model_rows(turn: Turn, trigger: str, marked: str) -> Keyboard:
+    """The catalog as buttons, grouped by provider in fallback order, two to a row."""
+    settings = turn.engine.settings
+    rows: list[tuple[Button, ...]] = []
+    order = [
+        *settings.bot.fallback,
+        *(p for p in settings.providers if p not in settings.bot.fallback),
+    ]
+    for provider in order:
+        models = settings.models_of(provider)
+        buttons = [Button(_label(turn, m, m.key == marked), trigger, m.key) for m in models]
+        rows.extend(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
+    return tuple(rows)
+
+
+def _label(turn: Turn, model: ModelSettings, marked: bool) -> str:
+    badge = health_badge(turn, model)
+    return f"{'✅ ' if marked else ''}{model.button}{' ' + badge if badge else ''}"
+
+
+def health_badge(turn: Turn, model: ModelSettings) -> str:
+    health = turn.engine.health
+    if health is None:
+        return ""
+    return BADGES.get(health.status(model.provider, model.key).state, "")
+
+
+def _until(turn: Turn, wall: float) -> str:
+    """ "back at 14:05 UTC", in the chat's language."""
+
+    clock = time.strftime("%H:%M", time.gmtime(wall))
+    return f"до {clock} UTC" if turn.language == "ru" else f"until {clock} UTC"
+
+
+def _keyboards(registry: Registry) -> None:
+    @registry.keyboard("models", trigger="model")
+    def models(turn: Turn) -> Keyboard:
+        return _model_rows(turn, "model", turn.engine.model_for(turn.record))
+
+    @registry.keyboard("default_models", trigger="default_model")
+    def default_models(turn: Turn) -> Keyboard:
+        return _model_rows(turn, "default_model", turn.engine.default_model)
+
+    @registry.keyboard("providers", trigger="toggle_provider")
+    def providers(turn: Turn) -> Keyboard:
+        engine, rows = turn.engine, []
+        for name, provider in engine.settings.providers.items():
+            state = engine.health.status(name).state if engine.health else "healthy"
+            badge = BADGES.get(state, "✅")
+            rows.append((Button(f"{badge} {provider.title}: {state}", "toggle_provider", name),))
+        return tuple(rows)
+
+    @registry.keyboard("languages", trigger="lang")
+    def languages(turn: Turn) -> Keyboard:
+        return tuple(
+            (
+                Button(
+                    ("✅ " if lang == turn.language else "") + LANGUAGE_NAMES.get(lang, lang),
+                    "lang",
+                    lang,
+                ),
+            )
+            for lang in turn.engine.settings.bot.languages
+        )
+
+
+def _placeholders(registry: Registry) -> None:
+    @registry.placeholder("catalog")
+    def catalog(turn: Turn) -> str:
+        settings = turn.engine.settings
+        lines = []
+        for name, provider in settings.providers.items():
+            titles = " · ".join(m.title for m in settings.models_of(name))
+            if titles:
+                lines.append(f"• {provider.title}: {titles}")
+        return "\n".join(lines)
+
+    @registry.placeholder("current_model")
+    def current_model(turn: Turn) -> str:
+        model = turn.engine.settings.models[turn.engine.model_for(turn.record)]
+        return f"{model.title} ({turn.engine.settings.providers[model.provider].title})"
+
+    @registry.placeholder("default_model")
+    def default_model(turn: Turn) -> str:
+        return turn.engine.settings.models[turn.engine.default_model].title
+
+    @registry.placeholder("language_name")
+    def language_name(turn: Turn) -> str:
+        return LANGUAGE_NAMES.get(turn.language, turn.language)
+
+    @registry.placeholder("health_notes")
+    def health_notes(turn: Turn) -> str:
+        """One line per provider or model that cannot serve now: why, and until when."""
+        health = turn.engine.health
+        if health is None:
+            return ""
+        settings = turn.engine.settings
+        lines = []
+        for (provider, model_key), status in health.snapshot().items():
+            if status.state == "healthy":
+                continue
+            name = settings.providers[provider].title
+            if model_key is not None:
+                name = f"{name} {settings.models[model_key].title}"
+            badge = BADGES.get(status.state, "")
+            until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
+            lines.append(f"{badge} {name}: {status.reason or status.state}{until}")
+        return "\n".join(lines)
+
+    @registry.placeholder("max_input_chars")
+    def max_input_chars(turn: Turn) -> str:
+        return str(turn.engine.settings.access.max_input_chars)
+
+    @registry.placeholder("input_chars")
+    def input_chars(turn: Turn) -> str:
+        return str(len(turn.event.text))
+
+    @registry.placeholder("questions_per_hour")
+    def questions_per_hour(turn: Turn) -> str:
+        return str(turn.engine.settings.access.questions_per_hour)
+
+    @registry.placeholder("minutes_until_next")
+    def minutes_until_next(turn: Turn) -> str:
+        return str(turn.engine.access.minutes_until_next(turn.event.user_id))
+
+    @registry.placeholder("reload_report")
+    def reload_report(turn: Turn) -> str:
+        return str(turn.values.get("reload_report", ""))
+
+    @registry.placeholder("usage")
+    def usage(turn: Turn) -> str:
+        titles = {key: m.title for key, m in turn.engine.settings.models.items()}
+        return turn.engine.usage.table(titles)
+
+    @registry.placeholder("chat_answers")
+    def chat_answers(turn: Turn) -> str:
+        return str(turn.record.data.get("answers", 0))
+
+    @registry.placeholder("demo_status")
+    def demo_status(turn: Turn) -> str:
+        return str(turn.values.get("demo_status", ""))
+
+    @registry.placeholder("provider_status")
+    def provider_status(turn: Turn) -> str:
+        engine = turn.engine
+        lines = []
+        for name, provider in engine.settings.providers.items():
+            if engine.health is None:
+                lines.append(f"✅ {provider.title}: —")
+                continue
+            status = engine.health.status(name)
+            reason = f" — {status.reason}" if status.reason else ""
+            until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
+            badge = BADGES.get(status.state, "✅")
+            lines.append(f"{badge} {provider.title}: {status.state}{reason}{until}")
+        return "\n".join(lines)
