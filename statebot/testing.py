@@ -80,10 +80,10 @@ class BotKit:
             loaded = settings
         clock = clock or FakeClock()
         providers = providers or ScriptedBackend(loaded)
-        kit: BotKit
+        effects: dict[int, list[Effect]] = {}  # filled from the start: repairs speak early
 
         async def deliver(chat_id: int, effect: Effect) -> None:
-            kit.effects.setdefault(chat_id, []).append(effect)
+            effects.setdefault(chat_id, []).append(effect)
 
         bot = await build_bot(
             loaded,
@@ -96,6 +96,7 @@ class BotKit:
             extra_admins=frozenset(admins),
         )
         kit = cls(bot, providers, clock)
+        kit.effects = effects
         for name in missing_keys:
             key_env = loaded.providers[name].key_env
             bot.health.disable(name, f"no key: set {key_env}")

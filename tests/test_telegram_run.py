@@ -234,7 +234,8 @@ async def test_an_answer_over_the_grace_is_stopped_and_keeps_what_it_said() -> N
     await drain(tg.transport, tg.transport.bot.settings.telegram.shutdown_grace_seconds)
     assert tg.fake.texts(7)[-1] == "[llama-3.3-70b-"  # the piece that was streamed
     assert not tg.transport.engine.answering(7)
-    assert await tg.state(7) == "chat.ready"  # not left answering for the next start to repair
+    # left answering: the next start tells the user the answer was cut off (Engine.repair)
+    assert await tg.state(7) == "chat.answering"
     await tg.aclose()
 
 

@@ -33,6 +33,7 @@ class Answers:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._ids = itertools.count(1)
         self._discarded: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._shown: dict[int, asyncio.Event] = {}  # chat → its answer's last piece was shown
 
     def running(self, chat_id: int) -> bool:
@@ -86,16 +87,19 @@ class Answers:
         """Until the chat's answer (if one runs) has finished and been handled."""
         task = self._tasks.get(chat_id)
         if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task])  # wait, never cancel: not gather
 
     def busy(self) -> bool:
         return any(not t.done() for t in self._tasks.values())
 
     async def settle(self) -> None:
         while running := [t for t in self._tasks.values() if not t.done()]:
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.wait(running)  # a cancelled waiter leaves the answers running
 
     async def close(self) -> None:
+        """Stop every answer for a shutdown. Their chats stay ``answering``, so that the next
+        start tells each user that the answer was cut off (see ``Engine.repair``)."""
+        self._closing = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -117,14 +121,19 @@ class Answers:
         reported: list[Any] = []
         after_answer: list[Any] = []
 
+        speaking = model  # who streams: a fallback is announced by provider_down's "offered"
+
         async def on_delta(piece: str) -> None:
             if not parts:
-                await engine.deliver(chat_id, AnswerStarted(answer_id, model, buttons))
+                await engine.deliver(chat_id, AnswerStarted(answer_id, speaking, buttons))
             parts.append(piece)
             await engine.deliver(chat_id, AnswerDelta(answer_id, piece))
 
         async def on_event(route_event: Any) -> None:
+            nonlocal speaking
             reported.append(route_event)
+            if route_event.name == "provider_down" and route_event.data.get("offered"):
+                speaking = str(route_event.data["offered"])
             if parts:
                 after_answer.append(route_event)  # told after the answer, not in its middle
             else:
@@ -146,6 +155,10 @@ class Answers:
         this = asyncio.current_task()
         if this in self._discarded:
             self._discarded.discard(this)
+            return
+        if self._closing:  # a shutdown: show what came, leave the chat to the next start
+            if parts:
+                await engine.deliver(chat_id, AnswerDone(answer_id, text, None, False))
             return
         if parts:
             try:

@@ -222,7 +222,8 @@ class Engine:
     async def settle(self) -> None:
         """Wait until no answer runs and nothing posted waits: what tests call between steps."""
         while self._posted or self.answers.busy():
-            await asyncio.gather(*self._posted, return_exceptions=True)
+            if self._posted:
+                await asyncio.wait(set(self._posted))  # never cancels what it waits for
             await self.answers.settle()
 
     async def close(self) -> None:

@@ -223,7 +223,7 @@ class HealthBoard:
     async def settle(self) -> None:
         """Wait for the probes in flight (tests, shutdown)."""
         while self._probes:
-            await asyncio.gather(*list(self._probes), return_exceptions=True)
+            await asyncio.wait(set(self._probes))  # never cancels what it waits for
 
     # --- inside ----------------------------------------------------------------------------
 

@@ -271,4 +271,4 @@ class Streams:
 
     async def settle(self) -> None:
         while self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.wait(set(self.tasks))  # never cancels what it waits for
