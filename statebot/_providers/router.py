@@ -239,6 +239,7 @@ class Router:
     def _failed(self, run: _Run, model: ModelSettings, error: ProviderError) -> None:
         run.current = None
         log.info("%s failed: %s (%s)", model.key, error.outcome, error.reason)
+        log.debug("%s failed", model.key, exc_info=error)  # the traceback, for whoever debugs
         self._health.record_error(model.key, error)
         run.attempts.append(self._attempt(run, model, error.outcome))
 
