@@ -150,3 +150,32 @@ def test_chat_through_a_pipe_shows_the_demo_conversation() -> None:
     order = ["👋 Привет!", "[1] 🤖 Выбрать модель", "✅ Модель: ⚡ Llama 3.1 8B", "🧪 Demo:"]
     positions = [out.index(text) for text in order]
     assert positions == sorted(positions)
+
+
+def test_models_marks_ids_a_provider_no_longer_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tomllib
+
+    import tomli_w
+
+    from statebot._fakes.openai import FakeOpenAI
+
+    data = tomllib.loads((ROOT / "settings.toml").read_text(encoding="utf-8"))
+    groq_ids = [m["id"] for m in data["models"].values() if m["provider"] == "groq"]
+    with FakeOpenAI(groq_ids[1:]) as groq:  # the provider no longer serves the first id
+        data["providers"]["groq"]["base_url"] = groq.base_url
+        (tmp_path / "settings.toml").write_text(tomli_w.dumps(data), encoding="utf-8")
+        monkeypatch.setenv("GROQ_API_KEY", "gsk_FAKE_TEST_KEY")
+        monkeypatch.delenv("CEREBRAS_API_KEY", raising=False)
+        monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+        monkeypatch.chdir(tmp_path)  # no .env of the developer's
+        code = main(["models", "--settings", "settings.toml", "--flows", str(ROOT / "flows")])
+    out = capsys.readouterr().out
+    assert code == 1
+    missing = [line for line in out.splitlines() if groq_ids[0] in line]
+    assert missing and all("no longer served" in line or "missing" in line for line in missing)
+    assert all(
+        any(i in line and "served" in line for line in out.splitlines()) for i in groq_ids[1:]
+    )
+    assert "CEREBRAS_API_KEY" in out  # no key: unknown, and says which variable to set
