@@ -6,39 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from small_settings import KEYS, make_settings
 
 from statebot._clock import FakeClock
 from statebot._errors import Outcome, ServerError
 from statebot._providers.health import HealthBoard, HealthChange, Probe
-from statebot._settings import (
-    BotSettings,
-    HealthSettings,
-    ModelSettings,
-    ProviderSettings,
-    Settings,
-)
-
-KEYS = {"groq": "GROQ_API_KEY", "cerebras": "CEREBRAS_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
-CATALOG = [  # key, provider, id, title; the first model of each provider is its fallback model
-    ("groq-llama-33", "groq", "llama-3.3-70b-versatile", "🚀 Llama 3.3 70B"),
-    ("groq-kimi-k2", "groq", "moonshotai/kimi-k2-instruct-0905", "🌙 Kimi K2"),
-    ("cerebras-llama-31", "cerebras", "llama3.1-8b", "⚡ Llama 3.1 8B"),
-    ("openrouter-glm-45", "openrouter", "z-ai/glm-4.5-air:free", "🤖 GLM-4.5"),
-]
-
-
-def make_settings(**health: Any) -> Settings:
-    """A small copy of settings.toml: three providers, two Groq models."""
-    models = {key: ModelSettings(key, p, id_, title, title) for key, p, id_, title in CATALOG}
-    providers = {
-        name: ProviderSettings(
-            name, name.capitalize(), f"https://{name}.test/v1", env,
-            fallback_model=next(m.key for m in models.values() if m.provider == name),
-        )
-        for name, env in KEYS.items()
-    }  # fmt: skip
-    bot = BotSettings("groq-llama-33", fallback=tuple(KEYS))
-    return Settings(bot, providers, models, HealthSettings(**health))
 
 
 @pytest.fixture(autouse=True)
