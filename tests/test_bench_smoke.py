@@ -1,0 +1,69 @@
+"""Every benchmark still runs: each one's ``main(quick=True)``, at a tiny size, returns its
+figures and bench/run.py turns them into the Markdown page. Nothing here is timed: a benchmark
+only measures on a quiet machine, so CI proves that the benches work, not how fast they are."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {  # bench → section → numbers it must hold
+    "overhead": {
+        "statebot": ("updates_per_s", "p50_ms", "p99_ms", "serial_p50_ms", "calls_per_update"),
+        "statebot+sqlite": ("updates_per_s", "p50_ms", "p99_ms", "serial_p50_ms"),
+        "baseline": ("updates_per_s", "p50_ms", "p99_ms", "serial_p50_ms", "calls_per_update"),
+        "ratio": ("throughput", "throughput_sqlite", "p50", "p99", "serial_p50"),
+        "attribution": ("per_call_us", "attach_us", "events_per_update"),
+    },
+    "failover": {
+        "statebot": ("p50_ms", "p99_ms", "max_ms", "groq_total", "wall_s"),
+        "naive": ("p50_ms", "p99_ms", "max_ms", "groq_total", "wall_s"),
+    },
+    "streaming": {
+        "statebot": ("first_text_p50_ms", "first_call_p50_ms", "calls_per_answer"),
+        "once": ("first_text_p50_ms", "final_after_last_token_p50_ms", "calls_per_answer"),
+    },
+}
+
+
+def positive(figures: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        value = figures.get(key)
+        assert isinstance(value, int | float) and value > 0, f"{where}.{key} = {value!r}"
+
+
+async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROQ_API_KEY", "gsk_FAKE_BENCH_KEY_0000000000")  # for the local fakes;
+    monkeypatch.setenv("CEREBRAS_API_KEY", "csk-fakebenchkey000000000000")  # gone afterwards
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run
+
+        results = await run.run_benches(quick=True)
+        page = run.render(results, run.machine(), quick=True, seconds=1.0)
+    finally:
+        sys.path.remove(str(BENCH))
+    assert set(results) == {"overhead", "scale", "failover", "streaming"}
+    for bench, sections in EXPECTED.items():
+        for section, keys in sections.items():
+            positive(results[bench][section], keys, f"{bench}.{section}")
+    overhead = results["overhead"]
+    assert overhead["statebot"]["calls_by_kind"]["question"] > 1  # answers stream as drafts
+    assert overhead["baseline"]["calls_by_kind"]["question"] == 1  # sent once
+    for row in results["scale"]["state_change"]:
+        positive(row, ("chats", "p50_ms", "p99_ms", "bytes_per_chat"), "scale.state_change")
+    positive(results["scale"]["startup"], ("files", "states", "load_s"), "scale.startup")
+    assert results["streaming"]["statebot"]["calls_by_method"]["sendMessageDraft"] >= 1
+    for title in (
+        "## Machine",
+        "## 1. Overhead",
+        "## 2. Scale",
+        "## 3. Failover",
+        "## 4. Streaming",
+    ):
+        assert title in page
