@@ -42,10 +42,13 @@ from profiling import write_profile  # noqa: E402
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update  # noqa: E402
 from telegram.ext import AIORateLimiter, Application  # noqa: E402
 
-from statebot import load_config  # noqa: E402
+from statebot import Event, load_config  # noqa: E402
+from statebot._engine.effects import Effect  # noqa: E402
 from statebot._engine.machine import FlowMachine  # noqa: E402
+from statebot._engine.registry import Turn  # noqa: E402
 from statebot._providers.scripted import ScriptedBackend  # noqa: E402
 from statebot._settings import Settings  # noqa: E402
+from statebot._store.base import ChatRecord  # noqa: E402
 from statebot._store.sqlite import SqliteStore  # noqa: E402
 from statebot._transports.telegram_run import build_telegram  # noqa: E402
 
@@ -65,6 +68,7 @@ class Side:
     after: Callable[[int], Awaitable[None]]
     close: Callable[[], Awaitable[None]]
     machine: FlowMachine | None = None
+    engine: Any = None  # statebot's Engine, for the attribution
     update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     loaded: dict[str, list[float]] = field(default_factory=dict)  # latencies, USERS at once
     serial: dict[str, list[float]] = field(default_factory=dict)  # latencies, one at a time
@@ -113,7 +117,9 @@ async def statebot_side(settings: Settings, flows: Any, *, sqlite: bool = False)
 
     name = "statebot+sqlite" if sqlite else "statebot"
     engine = transport.engine
-    return Side(name, transport.application, fake, engine.answers.wait, close, engine.machine)
+    return Side(
+        name, transport.application, fake, engine.answers.wait, close, engine.machine, engine
+    )
 
 
 async def baseline_side(settings: Settings) -> Side:
@@ -216,11 +222,15 @@ def summary(side: Side) -> JSON:
     }
 
 
+async def _discard(chat_id: int, effect: Effect) -> None:
+    return None
+
+
 async def attribution(mine: Side, base: Side, settings: Settings) -> JSON:
     """The main items of statebot's extra cost, measured without a profiler: one Bot API call
-    in python-telegram-bot (as the baseline makes them) times the extra calls, and attaching
-    plus detaching the throwaway ``transitions`` model (``FlowMachine.fire``, per event)
-    times the events per update."""
+    in python-telegram-bot (as the baseline makes them) times the extra calls, and one event
+    through the flow machine (``FlowMachine.fire``: transitions, guards, rendering the menu,
+    with delivery switched off) times the events per update."""
     machine, n = mine.machine, 300
     assert machine is not None
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("📋 Меню", callback_data="menu")]])
@@ -230,25 +240,26 @@ async def attribution(mine: Side, base: Side, settings: Settings) -> JSON:
                                         reply_markup=keyboard)  # fmt: skip
     per_call = (time.perf_counter() - start) / n
 
-    class Throwaway:
-        state: str
-
-    start = time.perf_counter()
-    for _ in range(n):
-        model = Throwaway()
-        machine.machine.add_model(model, initial="menu.main")
-        machine.machine.remove_model(model)
-    attach = (time.perf_counter() - start) / n
-    gc.collect()
-    gc.disable()  # what one attach and detach leaves for the collector: a reference cycle
+    engine = mine.engine
+    turn = Turn(engine, ChatRecord(1, state="menu.main"), Event.command(1, "/menu"), "ru")
+    deliver, engine.deliver = engine.deliver, _discard  # the machine alone, no Bot API call
     try:
+        await machine.fire(turn, "/menu")  # builds the state's transitions once
+        start = time.perf_counter()
         for _ in range(n):
-            model = Throwaway()
-            machine.machine.add_model(model, initial="menu.main")
-            machine.machine.remove_model(model)
-        cycle = gc.collect() / n
+            turn.record.state = "menu.main"
+            await machine.fire(turn, "/menu")
+        flow_event = (time.perf_counter() - start) / n
+        gc.collect()
+        gc.disable()  # what one event through the machine leaves for the collector
+        try:
+            for _ in range(n):
+                await machine.fire(turn, "/menu")
+            cycle = gc.collect() / n
+        finally:
+            gc.enable()
     finally:
-        gc.enable()
+        engine.deliver = deliver
     fired, fire = 0, machine.fire
 
     async def counted(turn: Any, trigger: str) -> bool:
@@ -267,10 +278,10 @@ async def attribution(mine: Side, base: Side, settings: Settings) -> JSON:
         "per_call_us": per_call * 1e6,
         "extra_calls_per_update": extra_calls,
         "calls_us_per_update": per_call * extra_calls * 1e6,
-        "attach_us": attach * 1e6,
+        "flow_event_us": flow_event * 1e6,
         "events_per_update": events,
-        "attach_us_per_update": attach * events * 1e6,
-        "attach_garbage_per_event": cycle,
+        "flow_us_per_update": flow_event * events * 1e6,
+        "flow_garbage_per_event": cycle,
         "extra_gc_us_per_update": me["gc_us_per_update"] - them["gc_us_per_update"],
     }
 
@@ -295,12 +306,12 @@ def report(results: JSON) -> None:
     print(f"statebot's extra {a['extra_us_per_update']:.0f} µs/update (one at a time): "
           f"{a['extra_calls_per_update']:.2f} more Bot API calls × {a['per_call_us']:.0f} µs = "
           f"{a['calls_us_per_update']:.0f} µs; {a['events_per_update']:.2f} events × "
-          f"{a['attach_us']:.0f} µs attaching transitions' model = "
-          f"{a['attach_us_per_update']:.0f} µs; garbage collector under load "
+          f"{a['flow_event_us']:.0f} µs in the flow machine = "
+          f"{a['flow_us_per_update']:.0f} µs; garbage collector under load "
           f"+{a['extra_gc_us_per_update']:.0f} µs (freed per update: statebot "
           f"{results['statebot']['gc_freed_per_update']:.0f}, baseline "
-          f"{results['baseline']['gc_freed_per_update']:.0f}; one attach leaves "
-          f"{a['attach_garbage_per_event']:.0f})")  # fmt: skip
+          f"{results['baseline']['gc_freed_per_update']:.0f}; one event leaves "
+          f"{a['flow_garbage_per_event']:.0f})")  # fmt: skip
     print(f"statebot / baseline: throughput {ratio['throughput']:.2f} (SQLite "
           f"{ratio['throughput_sqlite']:.2f}), p50 {ratio['p50']:.2f}, p99 {ratio['p99']:.2f}, "
           f"p50 one at a time {ratio['serial_p50']:.2f}")  # fmt: skip

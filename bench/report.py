@@ -57,18 +57,17 @@ def overhead_section(o: JSON) -> str:
                           ("statebot", "baseline"))] for m in methods]  # fmt: skip
     serial_items = {
         "the answers' extra Bot API calls": a["calls_us_per_update"],
-        "attaching transitions' throwaway model to the machine for every event": a[
-            "attach_us_per_update"
+        "the flow machine (transitions, guards, rendering) for every event": a[
+            "flow_us_per_update"
         ],
     }
     largest = max(serial_items, key=lambda item: serial_items[item])
     if a["extra_gc_us_per_update"] > serial_items[largest]:
         largest = (
             f"the garbage collector under load (+{a['extra_gc_us_per_update']:.0f} µs per "
-            "update), fed by the reference cycle that every attached transitions model leaves; "
-            f"one chat at a time it is {largest}"
+            f"update); one chat at a time it is {largest}"
         )
-    rest = a["extra_us_per_update"] - a["calls_us_per_update"] - a["attach_us_per_update"]
+    rest = a["extra_us_per_update"] - a["calls_us_per_update"] - a["flow_us_per_update"]
     question = o["statebot"]["calls_by_kind"]["question"]
     text = f"""
 ## 1. Overhead: statebot against a lean hand-written bot
@@ -109,18 +108,19 @@ Measured without a profiler, one chat at a time, statebot spends
   per question instead of 1: "typing", the ⏹ Stop message, a draft, the final message, deleting
   ⏹ Stop, the 🔄 buttons), at {a["per_call_us"]:.0f} µs each in python-telegram-bot:
   **{a["calls_us_per_update"]:.0f} µs**;
-- `FlowMachine.fire` attaches a throwaway model to the shared `transitions` machine and detaches
-  it for every event ({a["events_per_update"]:.2f} events per update, {a["attach_us"]:.0f} µs
-  each, binding every trigger of the flows to the model): **{a["attach_us_per_update"]:.0f} µs**;
-- the rest (engine, store records, rendering, the answer task, redaction):
+- `FlowMachine.fire`, one event through `transitions` on a pooled model (guards, callbacks,
+  rendering the next menu; delivery off) for {a["events_per_update"]:.2f} events per update,
+  {a["flow_event_us"]:.0f} µs each: **{a["flow_us_per_update"]:.0f} µs**;
+- the rest (engine, store records, the answer task, redaction):
   **{rest:.0f} µs**;
 - under load ({o["users"]} chats at once), the garbage collector's pauses add
   **{a["extra_gc_us_per_update"]:.0f} µs per update** over the baseline's (longest pause
   {o["statebot"]["gc_longest_ms"]:.0f} ms, baseline {o["baseline"]["gc_longest_ms"]:.0f} ms). It
   frees {o["statebot"]["gc_freed_per_update"]:.0f} objects per update that only it can free
-  (baseline {o["baseline"]["gc_freed_per_update"]:.0f}); one attach and detach of the throwaway
-  model leaves {a["attach_garbage_per_event"]:.0f} of them, because the model and the trigger
-  functions bound to it point at each other and `remove_model` does not unbind them. cProfile
+  (baseline {o["baseline"]["gc_freed_per_update"]:.0f}); one event through the flow machine
+  leaves {a["flow_garbage_per_event"]:.0f} of them. (Until the machine pooled its models, each
+  event attached a throwaway model and detached it, leaving 263 objects in reference cycles:
+  throughput was ×0.26 of the baseline's, and the collector added 557 µs per update.) cProfile
   cannot show this: it charges a collection to whatever allocated last.
 
 The largest single cost measured: **{largest}**.
