@@ -18,7 +18,7 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {  # bench → section → num
         "statebot+sqlite": ("updates_per_s", "p50_ms", "p99_ms", "serial_p50_ms"),
         "baseline": ("updates_per_s", "p50_ms", "p99_ms", "serial_p50_ms", "calls_per_update"),
         "ratio": ("throughput", "throughput_sqlite", "p50", "p99", "serial_p50"),
-        "attribution": ("per_call_us", "attach_us", "events_per_update"),
+        "attribution": ("per_call_us", "flow_event_us", "events_per_update"),
     },
     "failover": {
         "statebot": ("p50_ms", "p99_ms", "max_ms", "groq_total", "wall_s"),
