@@ -19,8 +19,6 @@ JSON = dict[str, Any]
 HOTSPOTS = (  # (label, [(file suffix, function)]): cumulative time of named code paths
     ("Engine.handle: every event, the answer's included", [("_engine/engine.py", "handle")]),
     ("FlowMachine.fire: one trigger, its callbacks included", [("_engine/machine.py", "fire")]),
-    ("  of it: transitions' own dispatch",
-     [("extensions/asyncio.py", "_process"), ("extensions/asyncio.py", "process_context")]),
     ("Renderer: effects as Bot API calls", [("_transports/telegram_render.py", "_deliver")]),
     ("AnswerStream: ⏹ message, drafts, final message, cleanup",
      [("_transports/telegram_stream.py", n) for n in ("_push", "finish", "set_buttons")]),
