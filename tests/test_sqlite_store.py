@@ -358,3 +358,14 @@ async def test_a_locked_database_waits_off_the_loop_then_fails_clearly(tmp_path:
     await store.save(ChatRecord(5))
     assert await store.chat_ids() == [5]
     await store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_prune_keeps_the_newest_update_ids(tmp_path: Path, kind: str) -> None:
+    store: Store = MemoryStore() if kind == "memory" else await SqliteStore.open(tmp_path / "b.db")
+    for update_id in range(1, 11):
+        await store.save(ChatRecord(1), update_id=update_id)
+    assert await store.prune_updates(keep=4) == 6
+    assert [await store.is_processed(i) for i in (6, 7, 10)] == [False, True, True]
+    assert await store.prune_updates(keep=4) == 0
+    await store.close()

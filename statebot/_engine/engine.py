@@ -92,6 +92,9 @@ class Engine:
         if isinstance(stored, str) and stored in self.settings.models:
             self.default_model = stored
         await self.usage.load()
+        pruned = await self.store.prune_updates()  # ids older than a day are never redelivered
+        if pruned:
+            log.info("forgot %d old update ids", pruned)
         await self.repair()
 
     async def repair(self) -> int:

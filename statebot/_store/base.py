@@ -60,6 +60,10 @@ class Store(Protocol):
         """Delete everything stored about the chat; mark ``update_id`` processed meanwhile."""
         ...
 
+    async def prune_updates(self, keep: int = 100_000) -> int:
+        """Forget all but the newest ``keep`` processed update ids; how many went."""
+        ...
+
     async def chats_in_states(self, states: list[str]) -> list[int]:
         """Chats stored in one of ``states``: how a restart finds answers it lost."""
         ...

@@ -13,7 +13,7 @@ from .base import ChatRecord
 class MemoryStore:
     def __init__(self) -> None:
         self._chats: dict[int, dict[str, Any]] = {}
-        self._updates: set[int] = set()
+        self._updates: dict[int, None] = {}  # insertion order: oldest first
         self._settings: dict[str, Any] = {}
 
     async def load(self, chat_id: int) -> ChatRecord:
@@ -28,7 +28,7 @@ class MemoryStore:
         # A JSON round trip proves that the record would survive a real store.
         self._chats[record.chat_id] = json.loads(json.dumps(record.to_json()))
         if update_id is not None:
-            self._updates.add(update_id)
+            self._updates[update_id] = None
 
     async def is_processed(self, update_id: int) -> bool:
         return update_id in self._updates
@@ -36,7 +36,13 @@ class MemoryStore:
     async def forget(self, chat_id: int, *, update_id: int | None = None) -> None:
         self._chats.pop(chat_id, None)
         if update_id is not None:
-            self._updates.add(update_id)
+            self._updates[update_id] = None
+
+    async def prune_updates(self, keep: int = 100_000) -> int:
+        old = list(self._updates)[: max(0, len(self._updates) - keep)]
+        for update_id in old:
+            del self._updates[update_id]
+        return len(old)
 
     async def chats_in_states(self, states: list[str]) -> list[int]:
         return sorted(c for c, raw in self._chats.items() if raw.get("state") in states)
