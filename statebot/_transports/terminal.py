@@ -13,7 +13,16 @@ import sys
 from typing import TextIO
 
 from .._bot import Bot
-from .._engine.effects import AnswerDelta, AnswerDone, Button, Effect, Notice, Reply, flatten
+from .._engine.effects import (
+    AnswerButtons,
+    AnswerDelta,
+    AnswerDone,
+    Button,
+    Effect,
+    Notice,
+    Reply,
+    flatten,
+)
 from .._engine.events import Event
 
 
@@ -36,11 +45,9 @@ class TerminalChat:
     async def deliver(self, chat_id: int, effect: Effect) -> None:
         if isinstance(effect, Reply):
             self._print(f"\n🤖 {effect.text}")
-            if effect.buttons:
-                self.keyboard = flatten(effect.buttons)
-                for row_start, row in _numbered(effect.buttons):
-                    cells = [f"[{row_start + i}] {b.label}" for i, b in enumerate(row)]
-                    self._print("   " + "   ".join(cells))
+            self._show(effect.buttons)
+        elif isinstance(effect, AnswerButtons):
+            self._show(effect.buttons)  # 🔄 under the finished answer
         elif isinstance(effect, Notice):
             self._print(f"   ({effect.text})")
         elif isinstance(effect, AnswerDelta):
@@ -48,6 +55,14 @@ class TerminalChat:
             self.out.flush()
         elif isinstance(effect, AnswerDone):
             self._print("" if effect.complete else "\n   [the answer stopped here]")
+
+    def _show(self, buttons: tuple[tuple[Button, ...], ...]) -> None:
+        if not buttons:
+            return
+        self.keyboard = flatten(buttons)
+        for row_start, row in _numbered(buttons):
+            cells = [f"[{row_start + i}] {b.label}" for i, b in enumerate(row)]
+            self._print("   " + "   ".join(cells))
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -82,7 +97,8 @@ class TerminalChat:
             if not interactive:
                 self._print(f"\n> {line.strip()}")
             await bot.engine.handle(self.event_for(line))
-            await bot.engine.settle()
+            if not interactive:  # a script waits for each answer; a person may /stop one
+                await bot.engine.settle()
 
 
 def _numbered(rows: tuple[tuple[Button, ...], ...]) -> list[tuple[int, tuple[Button, ...]]]:
