@@ -179,3 +179,13 @@ def test_models_marks_ids_a_provider_no_longer_serves(
         any(i in line and "served" in line for line in out.splitlines()) for i in groq_ids[1:]
     )
     assert "CEREBRAS_API_KEY" in out  # no key: unknown, and says which variable to set
+
+
+def test_the_readme_draws_every_shipped_flow_as_it_is() -> None:
+    """The diagrams in the README are `statebot graph`'s output: redraw them when flows change."""
+    from statebot._flows.mermaid import mermaid
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    _settings, flows = load_config(ROOT / "settings.toml", ROOT / "flows")
+    for name in flows.flows:
+        assert f"### {name}\n\n```mermaid\n{mermaid(flows, name)}```" in readme, name
