@@ -40,6 +40,7 @@ from ._errors import Outcome
 from ._providers.scripted import ScriptedBackend
 from ._settings import Settings
 from ._store.base import ChatRecord, Store
+from ._store.memory import MemoryStore
 
 __all__ = ["BotKit", "ChatKit", "FakeClock", "Outcome", "ScriptedBackend"]
 
@@ -54,6 +55,7 @@ class BotKit:
         self.providers = providers
         self.clock = clock
         self.chats: dict[int, ChatKit] = {}
+        self.last_state: dict[int, str] = {}  # chat → the state the engine entered last
         self.effects: dict[int, list[Effect]] = {}
 
     @classmethod
@@ -97,6 +99,7 @@ class BotKit:
         )
         kit = cls(bot, providers, clock)
         kit.effects = effects
+        bot.engine.on_enter(kit.last_state.__setitem__)
         for name in missing_keys:
             key_env = loaded.providers[name].key_env
             bot.health.disable(name, f"no key: set {key_env}")
@@ -235,19 +238,24 @@ class ChatKit:
 
     @property
     def state(self) -> str:
-        """The chat's state as stored: what the bot would resume from after a restart."""
+        """The chat's state as stored: what the bot would resume from after a restart.
+
+        Read from the memory store as it stands; with another store (SQLite), the last state
+        the engine entered for this chat (``await chat.record()`` reads the store itself).
+        """
         record = self._record_now()
-        return record.state if record else self.kit.bot.flows.entry
+        if record is not None:
+            return record.state
+        return self.kit.last_state.get(self.chat_id, self.kit.bot.flows.entry)
 
     async def record(self) -> ChatRecord:
         return await self.kit.bot.store.load(self.chat_id)
 
     def _record_now(self) -> ChatRecord | None:
         store = self.kit.bot.store
-        chats = getattr(store, "_chats", None)
-        if chats is None or self.chat_id not in chats:
+        if not isinstance(store, MemoryStore) or self.chat_id not in store._chats:
             return None
-        return ChatRecord.from_json(self.chat_id, chats[self.chat_id])
+        return ChatRecord.from_json(self.chat_id, store._chats[self.chat_id])
 
     def _find(self, wanted: str) -> Button:
         keyboard = self.keyboard

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import ADMIN
+from pathlib import Path
+
+from conftest import ADMIN, FLOWS, SETTINGS
 
 from statebot import AnswerButtons, AnswerDelta, AnswerDone, AnswerStarted, Reply
+from statebot._store.sqlite import SqliteStore
 from statebot.testing import BotKit
 
 
@@ -245,3 +248,12 @@ async def test_regenerate_asks_the_last_question_again_in_place_of_its_answer(ki
     assert chat.answers[-1].text == "[llama-3.3-70b-versatile] answer to: question"
     history = (await chat.record()).history
     assert [t["content"] for t in history] == ["question", chat.answers[-1].text]
+
+
+async def test_the_kit_reads_the_state_with_a_sqlite_store_too(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / "bot.db")
+    async with await BotKit.start(SETTINGS, FLOWS, store=store) as kit:
+        chat = kit.chat()
+        assert chat.state == "welcome.greet"  # nothing yet: the entry
+        await chat.send("/model")
+        assert chat.state == "model_choice.choosing" == (await chat.record()).state
