@@ -17,6 +17,7 @@ from .._engine.effects import (
     AnswerButtons,
     AnswerDelta,
     AnswerDone,
+    AnswerStarted,
     Button,
     Effect,
     Notice,
@@ -41,6 +42,8 @@ class TerminalChat:
         self.language = language
         self.keyboard: list[Button] = []
         self._update_id = 0
+        self.interactive = False
+        self._prompted = False  # "> " stands at the start of the last line
 
     async def deliver(self, chat_id: int, effect: Effect) -> None:
         if isinstance(effect, Reply):
@@ -51,10 +54,28 @@ class TerminalChat:
         elif isinstance(effect, Notice):
             self._print(f"   ({effect.text})")
         elif isinstance(effect, AnswerDelta):
-            self.out.write(effect.text)
-            self.out.flush()
+            self._write(effect.text)
+            return  # no prompt in the middle of an answer
+        elif isinstance(effect, AnswerStarted):
+            return
         elif isinstance(effect, AnswerDone):
             self._print("" if effect.complete else "\n   [the answer stopped here]")
+        self._prompt()
+
+    def _prompt(self) -> None:
+        """At a keyboard, "> " follows whatever the bot said, whenever it said it."""
+        if self.interactive and not self._prompted:
+            self.out.write("> ")
+            self.out.flush()
+            self._prompted = True
+
+    def _write(self, text: str) -> None:
+        if self._prompted:  # the bot speaks over an empty prompt: back to the line's start
+            self.out.write("\r")
+            text = text.removeprefix("\n")  # the prompt's own line serves as the blank line
+            self._prompted = False
+        self.out.write(text)
+        self.out.flush()
 
     def _show(self, buttons: tuple[tuple[Button, ...], ...]) -> None:
         if not buttons:
@@ -65,7 +86,7 @@ class TerminalChat:
             self._print("   " + "   ".join(cells))
 
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        self._write(text + "\n")
 
     def event_for(self, line: str) -> Event:
         """A line becomes a press when it names a button of the newest keyboard, else a message."""
@@ -80,19 +101,19 @@ class TerminalChat:
         return Event.message(self.chat_id, text, **who)
 
     async def run(self, bot: Bot, lines: TextIO = sys.stdin) -> None:
-        interactive = lines.isatty()
+        interactive = self.interactive = lines.isatty()
         if interactive:
             self._print(
                 "statebot chat: type a message, a /command, or a button's number. Ctrl-D quits."
             )
+            self._prompt()
         while True:
-            if interactive:
-                self.out.write("\n> ")
-                self.out.flush()
             line = await asyncio.to_thread(lines.readline)
+            self._prompted = False  # Enter moved past the prompt
             if not line:
                 break
             if not line.strip():
+                self._prompt()
                 continue
             if not interactive:
                 self._print(f"\n> {line.strip()}")
