@@ -37,12 +37,22 @@ from ._engine.effects import (
 from ._engine.events import Event
 from ._engine.registry import Registry
 from ._errors import Outcome
+from ._fakes.bot_api import FakeBotApi
+from ._fakes.openai import FakeOpenAI
 from ._providers.scripted import ScriptedBackend
 from ._settings import Settings
 from ._store.base import ChatRecord, Store
 from ._store.memory import MemoryStore
 
-__all__ = ["BotKit", "ChatKit", "FakeClock", "Outcome", "ScriptedBackend"]
+__all__ = [
+    "BotKit",
+    "ChatKit",
+    "FakeBotApi",
+    "FakeClock",
+    "FakeOpenAI",
+    "Outcome",
+    "ScriptedBackend",
+]
 
 HERE = Path.cwd()
 
