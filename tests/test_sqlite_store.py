@@ -369,3 +369,15 @@ async def test_prune_keeps_the_newest_update_ids(tmp_path: Path, kind: str) -> N
     assert [await store.is_processed(i) for i in (6, 7, 10)] == [False, True, True]
     assert await store.prune_updates(keep=4) == 0
     await store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_load_for_update_is_none_for_an_update_handled_before(
+    tmp_path: Path, kind: str
+) -> None:
+    store: Store = MemoryStore() if kind == "memory" else await SqliteStore.open(tmp_path / "b.db")
+    await store.save(ChatRecord(1, state="menu.main"), update_id=10)
+    assert await store.load_for_update(1, 10) is None
+    assert await store.load_for_update(1, 11) == ChatRecord(1, state="menu.main")
+    assert await store.load_for_update(2, None) == ChatRecord(2)
+    await store.close()

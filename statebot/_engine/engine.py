@@ -122,10 +122,10 @@ class Engine:
     async def handle(self, event: Event) -> bool:
         """Handle one event; False when its update was handled before and is skipped."""
         async with self._locks.hold(event.chat_id):
-            if event.update_id is not None and await self.store.is_processed(event.update_id):
+            record = await self.store.load_for_update(event.chat_id, event.update_id)
+            if record is None:
                 log.info("update %s already handled, skipped", event.update_id)
                 return False
-            record = await self.store.load(event.chat_id)
             fresh = record.state == ""
             if record.state not in self.flows.states:
                 record.state = self.flows.entry

@@ -24,6 +24,11 @@ class MemoryStore:
             else ChatRecord.from_json(chat_id, copy.deepcopy(raw))
         )
 
+    async def load_for_update(self, chat_id: int, update_id: int | None) -> ChatRecord | None:
+        if update_id is not None and update_id in self._updates:
+            return None
+        return await self.load(chat_id)
+
     async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None:
         # A JSON round trip proves that the record would survive a real store.
         self._chats[record.chat_id] = json.loads(json.dumps(record.to_json()))

@@ -106,15 +106,31 @@ class SqliteStore:
     # --- the Store protocol ---------------------------------------------------------------------
 
     async def load(self, chat_id: int) -> ChatRecord:
-        row = await self._run(
-            f"load chat {chat_id}",
-            lambda: self._db.execute(
-                "SELECT record FROM chats WHERE chat_id = ?", (chat_id,)
-            ).fetchone(),
-        )
+        record = await self.load_for_update(chat_id, None)
+        assert record is not None
+        return record
+
+    async def load_for_update(self, chat_id: int, update_id: int | None) -> ChatRecord | None:
+        """The chat's record, or None when ``update_id`` was handled before: one trip to the
+        worker thread for what every update needs first."""
+        op = f"load chat {chat_id}"
+
+        def work() -> tuple[bool, Any]:
+            if (
+                update_id is not None
+                and self._db.execute(
+                    "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,)
+                ).fetchone()
+            ):
+                return True, None
+            row = self._db.execute("SELECT record FROM chats WHERE chat_id = ?", (chat_id,))
+            return False, row.fetchone()
+
+        processed, row = await self._run(op, work)
+        if processed:
+            return None
         if row is None:
             return ChatRecord(chat_id)
-        op = f"load chat {chat_id}"
         try:
             return ChatRecord.from_json(chat_id, self._decode(op, row[0]))
         except (TypeError, AttributeError) as exc:  # JSON, but not an object of the right shape
