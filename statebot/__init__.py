@@ -7,6 +7,7 @@ private and may change between releases.
 
 from ._bot import Bot, build_bot, load_config
 from ._clock import Clock, FakeClock, SystemClock
+from ._engine.builtins import default_registry
 from ._engine.effects import (
     AnswerButtons,
     AnswerDelta,
@@ -81,6 +82,7 @@ __all__ = [
     "Turn",
     "__version__",
     "build_bot",
+    "default_registry",
     "load_config",
     "load_settings",
 ]

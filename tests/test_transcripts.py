@@ -257,3 +257,41 @@ async def test_the_kit_reads_the_state_with_a_sqlite_store_too(tmp_path: Path) -
         assert chat.state == "welcome.greet"  # nothing yet: the entry
         await chat.send("/model")
         assert chat.state == "model_choice.choosing" == (await chat.record()).state
+
+
+async def test_a_flow_author_adds_an_action_a_guard_and_a_placeholder(tmp_path: Path) -> None:
+    """The README's example: the registry is how a flow gets new names, checked at load time."""
+    import shutil
+
+    from statebot import default_registry
+    from statebot._engine.registry import Turn
+
+    shutil.copytree(FLOWS, tmp_path / "flows")
+    (tmp_path / "flows" / "topic.toml").write_text(
+        '[flow]\ninitial = "ask"\n\n[global]\n"/topic" = { go = "ask" }\n\n'
+        '[states.ask]\ntext = { ru = "Тема?", en = "Topic?" }\n'
+        'on.text = [\n  { if = "has_topic", say = { ru = "Тема: {topic}", en = "{topic}" } },\n'
+        '  { do = "remember_topic", go = "ask" },\n]\n',
+        encoding="utf-8",
+    )
+    registry = default_registry()
+
+    @registry.action("remember_topic")
+    async def remember_topic(turn: Turn) -> None:
+        turn.record.data["topic"] = turn.event.text
+
+    @registry.guard("has_topic")
+    def has_topic(turn: Turn) -> bool:
+        return "topic" in turn.record.data
+
+    @registry.placeholder("topic")
+    def topic(turn: Turn) -> str:
+        return str(turn.record.data.get("topic", ""))
+
+    async with await BotKit.start(SETTINGS, tmp_path / "flows", registry=registry) as kit:
+        chat = kit.chat()
+        await chat.send("/topic")
+        await chat.send("кошки")
+        await chat.send("собаки")
+        assert chat.texts == ["Тема?", "Тема?", "Тема: кошки"]
+        assert kit.providers.requests == []  # the flow's own `text` wins over the global ask

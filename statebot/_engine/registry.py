@@ -52,7 +52,8 @@ Placeholder = Callable[[Turn], str]
 
 
 class Registry:
-    """Names a flow can use. ``statebot.Registry()`` starts with the built-ins."""
+    """Names a flow can use. ``Registry()`` is empty; ``statebot.default_registry()`` has the
+    built-ins that the shipped flows use, to add your own to."""
 
     def __init__(self) -> None:
         self.actions: dict[str, Action] = {}
