@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._flows.load import Vocabulary
+from .._flows.content import Vocabulary
 from .._store.base import ChatRecord
 from .effects import Effect, Keyboard
 from .events import Event

@@ -6,37 +6,22 @@ placeholders and system events exist is handed to it as a Vocabulary by the engi
 
 from __future__ import annotations
 
-import string
 import tomllib
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .._checks import Checker, did_you_mean
 from .._errors import ConfigError, Problem
-from .._settings import CALLBACK_DATA_LIMIT
 from .._tomlsource import TomlSource, decode_error_line, read_toml
-from .model import TEXT_TRIGGER, ButtonSpec, Flow, FlowSet, State, Texts, Transition
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The names a flow may use; everything else is reported as unknown."""
-
-    languages: tuple[str, ...]
-    actions: frozenset[str] = frozenset()
-    guards: frozenset[str] = frozenset()
-    keyboards: dict[str, str] = field(default_factory=dict)  # keyboard name → trigger it fires
-    placeholders: frozenset[str] = frozenset()
-    events: frozenset[str] = frozenset()  # system events, such as provider_down
-
+from .content import Vocabulary, check_buttons, check_texts
+from .model import TEXT_TRIGGER, Flow, FlowSet, State, Transition
 
 _FLOW_KEYS = ("flow", "global", "states")
 _HEADER_KEYS = ("name", "initial", "entry")
 _STATE_KEYS = ("text", "buttons", "keyboard", "on")
 _TRANSITION_KEYS = ("go", "do", "if", "unless", "say", "keyboard", "silent", "describe")
-_BUTTON_KEYS = ("id", "text", "arg", "if", "unless")
 
 
 def load_flows(directory: str | Path, vocabulary: Vocabulary) -> FlowSet:
@@ -160,7 +145,11 @@ class _Loader:
             return None
         check.known_keys(raw, where, _STATE_KEYS)
         qualified = f"{flow}.{name}"
-        text = self._texts(check, raw.get("text"), (*where, "text")) if "text" in raw else None
+        text = (
+            check_texts(check, self.vocab, raw.get("text"), (*where, "text"))
+            if "text" in raw
+            else None
+        )
         keyboard = check.typed(raw, "keyboard", str, where)
         if keyboard is not None and keyboard not in self.vocab.keyboards:
             check.add(
@@ -169,7 +158,7 @@ class _Loader:
                 did_you_mean(keyboard, self.vocab.keyboards)
                 or f"known: {', '.join(sorted(self.vocab.keyboards))}",
             )
-        buttons = self._buttons(check, raw.get("buttons", []), (*where, "buttons"))
+        buttons = check_buttons(check, self.vocab, raw.get("buttons", []), (*where, "buttons"))
         triggers = {b.id for row in buttons for b in row}
         if keyboard in self.vocab.keyboards:
             triggers.add(self.vocab.keyboards[keyboard])
@@ -247,10 +236,12 @@ class _Loader:
                         or f"known: {', '.join(sorted(self.vocab.guards))}",
                     )
                 guards[key] = guard
-            say = self._texts(check, spec["say"], (*at, "say")) if "say" in spec else None
+            say = (
+                check_texts(check, self.vocab, spec["say"], (*at, "say")) if "say" in spec else None
+            )
             describe = None
             if "describe" in spec:
-                describe = self._texts(check, spec["describe"], (*at, "describe"))
+                describe = check_texts(check, self.vocab, spec["describe"], (*at, "describe"))
                 if not (source == "*" and trigger.startswith("/")):
                     check.add(
                         (*at, "describe"),
@@ -288,103 +279,6 @@ class _Loader:
         if target in self.flows or target in self.broken_flows:
             return target  # a whole flow: resolved to its initial state later
         return f"{flow}.{target}"
-
-    def _texts(self, check: Checker, raw: Any, where: tuple[str | int, ...]) -> Texts:
-        if isinstance(raw, str):
-            raw = {lang: raw for lang in self.vocab.languages}
-        if not isinstance(raw, dict):
-            example = ", ".join(f'{lang} = "..."' for lang in self.vocab.languages)
-            check.add(where, "texts must be a table of languages", f"e.g. {{ {example} }}")
-            return {}
-        texts: Texts = {}
-        for lang in self.vocab.languages:
-            if lang not in raw:
-                check.add(where, f"missing the '{lang}' text", f'add {lang} = "..."')
-        for lang, text in raw.items():
-            if lang not in self.vocab.languages:
-                check.add(
-                    (*where, lang),
-                    f"'{lang}' is not a configured language",
-                    did_you_mean(lang, self.vocab.languages)
-                    or f"configured: {', '.join(self.vocab.languages)}",
-                )
-                continue
-            if not isinstance(text, str):
-                check.add((*where, lang), "must be a string")
-                continue
-            self._check_placeholders(check, text, (*where, lang))
-            texts[lang] = text
-        return texts
-
-    def _check_placeholders(self, check: Checker, text: str, where: tuple[str | int, ...]) -> None:
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
-        except ValueError as exc:
-            check.add(where, f"broken placeholder: {exc}", "write {{ and }} for literal braces")
-            return
-        for name in fields:
-            if name not in self.vocab.placeholders:
-                check.add(
-                    where,
-                    f"unknown placeholder '{{{name}}}'",
-                    did_you_mean(name, self.vocab.placeholders)
-                    or f"known: {', '.join(sorted(self.vocab.placeholders))}",
-                )
-
-    def _buttons(
-        self, check: Checker, raw: Any, where: tuple[str | int, ...]
-    ) -> tuple[tuple[ButtonSpec, ...], ...]:
-        if not isinstance(raw, list):
-            check.add(
-                where, "buttons must be a list of rows", 'e.g. [[{ id = "back", text = "⬅️" }]]'
-            )
-            return ()
-        rows: list[tuple[ButtonSpec, ...]] = []
-        for r, row in enumerate(raw):
-            row = row if isinstance(row, list) else [row]
-            specs: list[ButtonSpec] = []
-            for c, spec in enumerate(row):
-                at = (*where, r, c)
-                if not isinstance(spec, dict):
-                    check.add(at, "a button must be a table with id and text")
-                    continue
-                check.known_keys(spec, at, _BUTTON_KEYS)
-                button_id = check.typed(spec, "id", str, at, required=True)
-                if button_id is None:
-                    continue
-                if (
-                    button_id == TEXT_TRIGGER
-                    or button_id.startswith("/")
-                    or button_id in self.vocab.events
-                ):
-                    check.add((*at, "id"), f"'{button_id}' is reserved", "choose another button id")
-                arg = check.typed(spec, "arg", str, at, default="")
-                guards = {k: check.typed(spec, k, str, at) for k in ("if", "unless")}
-                for key, guard in guards.items():
-                    if guard is not None and guard not in self.vocab.guards:
-                        check.add(
-                            (*at, key),
-                            f"unknown guard '{guard}'",
-                            did_you_mean(guard, self.vocab.guards),
-                        )
-                button = ButtonSpec(
-                    button_id,
-                    self._texts(check, spec.get("text"), (*at, "text")),
-                    arg,
-                    guards["if"],
-                    guards["unless"],
-                )
-                size = len(button.data.encode())
-                if size > CALLBACK_DATA_LIMIT:
-                    check.add(
-                        (*at, "id"),
-                        f"button data is {size} bytes, over Telegram's "
-                        f"{CALLBACK_DATA_LIMIT}-byte callback limit",
-                        "use a shorter id or arg",
-                    )
-                specs.append(button)
-            rows.append(tuple(specs))
-        return tuple(rows)
 
     # --- across files -----------------------------------------------------------------------
 
