@@ -361,8 +361,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_a_bad_flow_is_reported_at_its_key_and_line(tmp_path: Path, case: Case) -> None:
+def assert_reported(tmp_path: Path, case: Case) -> None:
+    """Break a copy of the project as ``case`` says; the problem is found where it says."""
     root = copy_project(tmp_path)
     text = apply(root, case.edit)
     problems = problems_of(root, match=case.message)
@@ -372,6 +372,11 @@ def test_a_bad_flow_is_reported_at_its_key_and_line(tmp_path: Path, case: Case) 
     assert problem.line == (line_of(text, case.needle) if case.needle else None)
     if case.alone:
         assert problems == [problem]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_flow_is_reported_at_its_key_and_line(tmp_path: Path, case: Case) -> None:
+    assert_reported(tmp_path, case)
 
 
 def test_the_shipped_flows_load(tmp_path: Path) -> None:

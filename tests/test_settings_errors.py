@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_flow_errors import Case, Edit, apply, copy_project, line_of, problems_of, the_problem
+from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
 
 from statebot import load_config
 from statebot._settings import load_env
@@ -191,15 +191,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_settings_are_reported_at_their_key_and_line(tmp_path: Path, case: Case) -> None:
-    root = copy_project(tmp_path)
-    text = apply(root, case.edit)
-    problems = problems_of(root, match=case.message)
-    problem = the_problem(problems, root / (case.file or case.edit.file), case.key_path)
-    assert case.message in problem.message
-    assert case.hint in problem.hint
-    assert problem.line == (line_of(text, case.needle) if case.needle else None)
-    if case.alone:
-        assert problems == [problem]
+    assert_reported(tmp_path, case)
 
 
 def test_a_model_key_of_exactly_64_bytes_of_callback_data_is_allowed(tmp_path: Path) -> None:
