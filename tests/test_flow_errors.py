@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from statebot import ConfigError, Problem, load_config
+from statebot import ConfigError, Problem, default_registry, load_config
+from statebot._engine.registry import Turn
+from statebot.testing import BotKit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -360,6 +362,167 @@ CASES = [
     ),
 ]
 
+TODO = pytest.mark.xfail(strict=True, reason="issue 11: check what the running bot trips on")
+REGENERATE = '  { if = "has_history", do = "regenerate", go = "answering", silent = true },\n'
+
+# What check accepted and the running bot then tripped on (issue 11's hostile run).
+CASES += [
+    pytest.param(
+        Case(
+            Edit("flows/menu.toml", '"/menu" = {', '"/Hello-World" = { go = "main" }\n"/menu" = {'),
+            "global./Hello-World",
+            '"/Hello-World"',
+            "'/Hello-World' is not a command Telegram accepts",
+            "after the slash: 1-32 characters of a-z, 0-9 and _",
+        ),
+        id="command-telegram-refuses",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit("flows/menu.toml", None, f'on."/{"a" * 33}" = {{ go = "main" }}\n'),
+            f"states.main.on./{'a' * 33}",
+            'on."/aaa',
+            f"'/{'a' * 33}' is not a command Telegram accepts",
+            "after the slash: 1-32 characters of a-z, 0-9 and _",
+        ),
+        id="command-of-33-characters-in-a-state",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit("flows/menu.toml", 'en = "Menu" }', f'en = "{"M" * 257}" }}'),
+            "global./menu.describe.en",
+            '"/menu" = {',
+            "the description is 257 characters, over Telegram's 256",
+            "shorten it",
+        ),
+        id="command-description-over-256-characters",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit("flows/menu.toml", 'en = "Menu" }', 'en = " " }'),
+            "global./menu.describe.en",
+            '"/menu" = {',
+            "empty text",
+            "Telegram refuses an empty message, button or command description",
+        ),
+        id="command-description-empty",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit(
+                "flows/menu.toml",
+                '{ id = "help", text = { ru = "ℹ️ Помощь", en = "ℹ️ Help" } }',
+                '{ id = "help", text = { ru = "ℹ️ Помощь", en = "ℹ️ Help" } },'
+                ' { id = "language", text = "🌐" }',
+            ),
+            "states.main.buttons[1][2].id",
+            'text = "🌐" }',
+            "a second button 'language' in this state",
+            "buttons with one id differ by arg",
+        ),
+        id="duplicate-button",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit(
+                "flows/model_choice.toml",
+                '{ id = "back", text',
+                '{ id = "model", text = "🤖" }, { id = "back", text',
+            ),
+            "states.choosing.buttons[0][0].id",
+            'id = "model"',
+            "button id 'model' is the trigger of the state's keyboard 'models'",
+            "choose another id",
+        ),
+        id="button-id-is-the-keyboard-trigger",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit("flows/model_choice.toml", 'en = "⬅️ Back"', 'en = ""'),
+            "states.choosing.buttons[0][0].text.en",
+            'id = "back"',
+            "empty text",
+            "Telegram refuses an empty message, button or command description",
+        ),
+        id="empty-button-label",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit("flows/menu.toml", 'ru = "📋 Меню. Модель: {current_model}"', 'ru = "  "'),
+            "states.main.text.ru",
+            'ru = "  "',
+            "empty text",
+            "Telegram refuses an empty message, button or command description",
+        ),
+        id="empty-state-text",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit(
+                "flows/model_choice.toml",
+                "(сейчас: {current_model})",
+                "(сейчас: {current_model:d})",
+            ),
+            "states.choosing.text.ru",
+            "{current_model:d}",
+            "'{current_model:d}' has a format spec or conversion",
+            "placeholders are plain {name}",
+        ),
+        id="placeholder-format-spec",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit("flows/model_choice.toml", "(now: {current_model})", "(now: {current_model!r})"),
+            "states.choosing.text.en",
+            "{current_model!r}",
+            "'{current_model!r}' has a format spec or conversion",
+            "placeholders are plain {name}",
+        ),
+        id="placeholder-conversion",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit(
+                "flows/chat.toml",
+                '  { go = "ready", silent = true },',
+                REGENERATE + '  { go = "ready", silent = true },',
+            ),
+            "states.answering.on.answered[1]",
+            '  { if = "has_history", do = "regenerate"',
+            "spends provider requests in a loop of system events with no user's action: "
+            "chat.answering —answered, regenerate→ chat.answering",
+            "let a user's message or press start the next answer",
+        ),
+        id="loop-answered-regenerate",
+        marks=TODO,
+    ),
+    pytest.param(
+        Case(
+            Edit(
+                "flows/chat.toml",
+                "stream_broken = { say",
+                'stream_broken = { do = "regenerate", go = "answering", say',
+            ),
+            "global.stream_broken",
+            'stream_broken = { do = "regenerate"',
+            "chat.answering —stream_broken, regenerate→ chat.answering",
+            "let a user's message or press start the next answer",
+        ),
+        id="loop-through-a-global-system-event",
+        marks=TODO,
+    ),
+]
+
 
 def assert_reported(tmp_path: Path, case: Case) -> None:
     """Break a copy of the project as ``case`` says; the problem is found where it says."""
@@ -458,3 +621,68 @@ def test_broken_flows_and_broken_settings_are_reported_together(tmp_path: Path) 
     in_settings = the_problem(problems, root / "settings.toml", "bot.default_model")
     assert in_settings.line == line_of(settings, 'groq-llama-3"')
     assert "did you mean 'groq-llama-33'?" in in_settings.hint
+
+
+# --- what check lets through on purpose --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(
+            Edit("flows/welcome.toml", 'do = "show_menu" }', 'do = ["show_menu", "regenerate"] }'),
+            id="a-spend-on-a-user's-event-is-no-loop",
+        ),
+        pytest.param(
+            Edit("flows/menu.toml", 'en = "Menu" }', f'en = "{"M" * 256}" }}'),
+            id="a-description-of-256-characters",
+        ),
+        pytest.param(
+            Edit(
+                "flows/menu.toml", '"/menu" = {', f'"/{"a" * 32}" = {{ go = "main" }}\n"/menu" = {{'
+            ),
+            id="a-command-of-32-characters",
+        ),
+        pytest.param(
+            Edit("flows/menu.toml", "Модель: {current_model}", "{{Модель}}: {current_model}"),
+            id="literal-braces",
+        ),
+    ],
+)
+def test_what_the_bot_does_not_trip_on_is_accepted(tmp_path: Path, edit: Edit) -> None:
+    root = copy_project(tmp_path)
+    apply(root, edit)
+    load_config(root / "settings.toml", root / "flows")
+
+
+async def test_literal_braces_render_as_braces(tmp_path: Path) -> None:
+    root = copy_project(tmp_path)
+    apply(root, Edit("flows/menu.toml", "Модель: {current_model}", "{{Модель}}: {current_model}"))
+    async with await BotKit.start(root / "settings.toml", root / "flows") as kit:
+        chat = kit.chat()
+        await chat.send("/menu")
+        assert chat.text.startswith("📋 Меню. {Модель}: ")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: a placeholder never raises at run time")
+async def test_a_placeholder_that_raises_renders_a_gap_and_logs_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = copy_project(tmp_path)
+    apply(root, Edit("flows/menu.toml", "Модель: {current_model}", "Модель: {broken}"))
+    registry = default_registry()
+
+    @registry.placeholder("broken")
+    def broken(turn: Turn) -> str:
+        raise ZeroDivisionError("the placeholder's own bug")
+
+    async with await BotKit.start(root / "settings.toml", root / "flows", registry=registry) as kit:
+        chat = kit.chat()
+        await chat.send("/menu")
+        await chat.send("/menu")
+        assert chat.texts == ["📋 Меню. Модель: ⟨broken?⟩"] * 2
+        assert chat.state == "menu.main"
+    logged = [r for r in caplog.records if "{broken}" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert logged[0].exc_info[0] is ZeroDivisionError

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import ADMIN, FLOWS, SETTINGS
 
 from statebot import AnswerButtons, AnswerDelta, AnswerDone, AnswerStarted, Reply
@@ -119,11 +122,56 @@ async def test_help_and_the_way_back(kit: BotKit) -> None:
     await chat.press("📋 Меню")
     await chat.press("ℹ️ Помощь")
     assert chat.state == "welcome.help"
-    assert "/model — выбрать модель" in chat.text
+    assert "/model" in chat.text
     await chat.press("📋 Меню")
     assert chat.state == "menu.main"
     await chat.send("/help")
     assert chat.state == "welcome.help"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: /help from the flows")
+async def test_help_lists_the_commands_from_the_flows_and_admin_ones_to_admins(
+    kit: BotKit,
+) -> None:
+    user, admin, english = kit.chat(1), kit.chat(ADMIN), kit.chat(2, language="en")
+    await user.send("/help")
+    lines = user.text.splitlines()
+    assert lines[0] == "ℹ️ Команды:"
+    assert lines[-1] == "Любой другой текст — вопрос к выбранной модели."
+    assert "/model — Выбрать модель" in lines and "/menu — Меню" in lines
+    commands = [line.split(" — ")[0] for line in lines if line.startswith("/")]
+    assert commands == sorted(commands)  # as Telegram's menu shows them
+    assert "/admin" not in commands
+    await admin.send("/help")
+    assert "/admin — Для администраторов" in admin.text.splitlines()
+    await english.send("/help")
+    assert "/model — Choose a model" in english.text.splitlines()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: /help from the flows")
+async def test_a_new_described_command_is_in_help(tmp_path: Path) -> None:
+    """A flow author adds /feedback, and /secret for admins: /help lists them, nothing more."""
+    flows = shutil.copytree(FLOWS, tmp_path / "flows")
+    feedback = """
+        [flow]
+        initial = "ask"
+        [global]
+        "/feedback" = { go = "ask", describe = { ru = "Отзыв", en = "Feedback" } }
+        "/secret" = [
+          { if = "is_admin", go = "ask", describe = { ru = "Секрет", en = "Secret" } },
+          { say = { ru = "⛔", en = "⛔" } },
+        ]
+        [states.ask]
+        text = { ru = "Ваш отзыв?", en = "Your feedback?" }
+    """
+    (flows / "feedback.toml").write_text(textwrap.dedent(feedback), encoding="utf-8")
+    async with await BotKit.start(SETTINGS, flows, admins=[ADMIN]) as kit:
+        user, admin = kit.chat(1), kit.chat(ADMIN)
+        await user.send("/help")
+        assert "/feedback — Отзыв" in user.text.splitlines()
+        assert "/secret" not in user.text
+        await admin.send("/help")
+        assert {"/feedback — Отзыв", "/secret — Секрет"} <= set(admin.text.splitlines())
 
 
 async def test_start_choose_button_and_back(kit: BotKit) -> None:
