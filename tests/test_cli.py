@@ -189,3 +189,23 @@ def test_the_readme_draws_every_shipped_flow_as_it_is() -> None:
     _settings, flows = load_config(ROOT / "settings.toml", ROOT / "flows")
     for name in flows.flows:
         assert f"### {name}\n\n```mermaid\n{mermaid(flows, name)}```" in readme, name
+
+
+@pytest.mark.parametrize(
+    ("level", "shown"),
+    [
+        pytest.param("INFO", False, marks=pytest.mark.xfail(strict=True, reason="flooded")),
+        ("DEBUG", True),
+    ],
+)
+def test_transitions_speaks_only_at_debug(level: str, shown: bool) -> None:
+    settings = load_config(SETTINGS, FLOWS)[0]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({p.key_env: "" for p in settings.providers.values()})
+    done = subprocess.run(
+        [sys.executable, "-m", "statebot", "--log-level", level, "chat"],
+        input="/start\n", capture_output=True, text=True, encoding="utf-8", env=env, cwd=ROOT,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (" transitions." in done.stderr) is shown, done.stderr

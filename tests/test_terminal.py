@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 
-from conftest import FLOWS, SETTINGS
+import pytest
+from conftest import FLOWS, ROOT, SETTINGS
 
 from statebot import load_config
 from statebot._bot import build_bot
@@ -64,3 +72,69 @@ async def test_at_a_keyboard_the_prompt_follows_the_bot_and_never_splits_an_answ
     assert answer in lines  # a line of its own: no prompt in the middle of the answer
     assert text.endswith("   [1] 🔄 Ещё раз\n> ")  # the prompt follows the bot's last words
     assert "> > " not in text
+
+
+def _demo_env() -> dict[str, str]:
+    """No provider key, even from a .env in the checkout: the demo model answers."""
+    settings = load_config(SETTINGS, FLOWS)[0]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update({p.key_env: "" for p in settings.providers.values()})
+    return env
+
+
+def _read_until(fd: int, wanted: bytes, deadline: float) -> bytes:
+    """What the terminal showed, up to ``wanted`` or the end of output or the deadline."""
+    seen = b""
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed its side of the pty
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+@pytest.mark.xfail(strict=True, reason="Ctrl-C waits for Enter, then prints a traceback")
+def test_ctrl_c_at_the_idle_prompt_quits_at_once_without_a_traceback() -> None:
+    master, slave = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "statebot", "chat"],
+        stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=_demo_env(),
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        shown = _read_until(master, b"> ", time.monotonic() + 30)
+        assert shown.endswith(b"> "), shown.decode(errors="replace")
+        child.send_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
+        shown += _read_until(master, b"\x00", time.monotonic() + 5)  # to the end of output
+        code = child.wait(timeout=5)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    assert b"Traceback" not in shown, shown.decode(errors="replace")
+    assert code == 0
+
+
+@pytest.mark.xfail(strict=True, reason="an out-of-range number is sent to the model")
+async def test_a_number_beyond_the_buttons_is_refused_not_asked() -> None:
+    settings, flows = load_config(SETTINGS, FLOWS)
+    out = io.StringIO()
+    terminal = TerminalChat(out, chat_id=5, user_id=5)
+    backend = ScriptedBackend(settings)
+    bot = await build_bot(settings, flows, backend=backend, deliver=terminal.deliver)
+    try:
+        await terminal.run(bot, io.StringIO("/start\n7\n0\n"))
+    finally:
+        await bot.aclose()
+    assert backend.requests == []  # no question reached a model
+    text = out.getvalue()
+    assert "Нет кнопки 7: нажмите 1–2." in text
+    assert "Нет кнопки 0: нажмите 1–2." in text
