@@ -18,6 +18,7 @@ from ._engine.registry import Registry
 from ._errors import ConfigError, Problem
 from ._flows.load import load_flows
 from ._flows.model import FlowSet
+from ._plugins import load_plugins
 from ._providers.base import Backend
 from ._providers.demo import DemoBackend
 from ._providers.health import HealthBoard, HealthChange
@@ -82,7 +83,9 @@ def _reloader(
     async def reload() -> tuple[bool, str]:
         settings, flows = engine.settings, engine.flows
         try:
-            new_settings, new_flows = load_config(settings.path, flows.directory, registry)
+            new_settings, new_flows = load_config(
+                settings.path, flows.directory, registry, plugins=False
+            )  # the loaded plugins stay: a changed plugin needs a restart
         except ConfigError as exc:
             problems = "\n".join(f"• {p}" for p in exc.problems)
             return (
@@ -96,6 +99,10 @@ def _reloader(
                 new_settings, providers=settings.providers, models=settings.models
             )
             note = "\nproviders and models changed: they take effect at the next restart"
+        if new_settings.bot.plugins != settings.bot.plugins:
+            bot = dataclasses.replace(new_settings.bot, plugins=settings.bot.plugins)
+            new_settings = dataclasses.replace(new_settings, bot=bot)
+            note += "\nplugins changed: they are loaded at the next restart"
         engine.reload(new_settings, new_flows)
         log.info("flows and settings reloaded")
         return True, f"reloaded: {len(new_flows.flows)} flows, {len(new_flows.states)} states{note}"
@@ -104,9 +111,17 @@ def _reloader(
 
 
 def load_config(
-    settings_path: str | Path, flows_dir: str | Path, registry: Registry | None = None
+    settings_path: str | Path,
+    flows_dir: str | Path,
+    registry: Registry | None = None,
+    *,
+    plugins: bool = True,
 ) -> tuple[Settings, FlowSet]:
-    """Settings and flows, validated together: one ConfigError lists the problems of both."""
+    """Settings and flows, validated together: one ConfigError lists the problems of both.
+
+    The settings' plugins register into ``registry`` first (unless ``plugins=False``), so that
+    flows may use their names; pass the same registry to ``build_bot``.
+    """
     registry = registry or default_registry()
     problems: list[Problem] = []
     settings: Settings | None = None
@@ -114,6 +129,8 @@ def load_config(
         settings = load_settings(settings_path)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    if settings is not None and plugins:
+        problems.extend(load_plugins(settings, registry))
     languages = settings.bot.languages if settings else FALLBACK_LANGUAGES
     flows: FlowSet | None = None
     try:
@@ -167,7 +184,10 @@ async def build_bot(
     settings = with_admins(settings, extra_admins)
     redact = Redactor.from_environment(secret_names(settings))
     deliver = _redacting(deliver, redact) if deliver is not None else None
-    registry = registry or default_registry()
+    if registry is None:  # the built-ins and the settings' plugins
+        registry = default_registry()
+        if broken := load_plugins(settings, registry):
+            raise ConfigError(broken)
     store = store or MemoryStore()
     demo = backend is None and settings.demo_mode()
     injected = backend is not None  # a test's or the caller's: it manages its own keys

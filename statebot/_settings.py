@@ -70,6 +70,7 @@ class BotSettings:
     fallback: tuple[str, ...] = ()
     demo: str = "auto"
     group_model_changers: str = "chat_admins"  # who may change a group's model
+    plugins: tuple[str, ...] = ()  # files (.py) or modules, relative to the settings file
 
     @property
     def default_language(self) -> str:
@@ -141,7 +142,15 @@ class Settings:
 
 
 _TOP = ("bot", "health", "store", "providers", "models", "telegram", "access")
-_BOT = ("default_model", "languages", "admins", "fallback", "demo", "group_model_changers")
+_BOT = (
+    "default_model",
+    "languages",
+    "admins",
+    "fallback",
+    "demo",
+    "group_model_changers",
+    "plugins",
+)
 _CHANGERS = ("anyone", "chat_admins", "bot_admins")
 _PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
 _MODEL = ("provider", "id", "title", "button", "history_chars")
@@ -215,6 +224,11 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
             f"must be one of {', '.join(_CHANGERS)}",
             did_you_mean(changers, _CHANGERS),
         )
+    plugins = check.typed(bot_raw, "plugins", list, ("bot",), default=[])
+    if not all(isinstance(x, str) and x.strip() for x in plugins):
+        check.add(("bot", "plugins"), "must be a list of plugin files or module names",
+                  'e.g. plugins = ["plugins/rating.py", "mypackage.plugin"]')  # fmt: skip
+        plugins = []
     health = _parse_numbers(check, data, "health", HealthSettings)
     store_raw = check.table(data, "store", ())
     check.known_keys(store_raw, ("store",), ("path",))
@@ -233,6 +247,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
             fallback=tuple(n for n in fallback if n in providers),
             demo=demo,
             group_model_changers=changers,
+            plugins=tuple(plugins),
         ),
         providers=providers,
         models=models,
