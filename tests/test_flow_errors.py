@@ -376,7 +376,6 @@ CASES += [
             "after the slash: 1-32 characters of a-z, 0-9 and _",
         ),
         id="command-telegram-refuses",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -387,7 +386,6 @@ CASES += [
             "after the slash: 1-32 characters of a-z, 0-9 and _",
         ),
         id="command-of-33-characters-in-a-state",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -398,7 +396,6 @@ CASES += [
             "shorten it",
         ),
         id="command-description-over-256-characters",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -409,7 +406,6 @@ CASES += [
             "Telegram refuses an empty message, button or command description",
         ),
         id="command-description-empty",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -425,7 +421,6 @@ CASES += [
             "buttons with one id differ by arg",
         ),
         id="duplicate-button",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -440,7 +435,6 @@ CASES += [
             "choose another id",
         ),
         id="button-id-is-the-keyboard-trigger",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -451,7 +445,6 @@ CASES += [
             "Telegram refuses an empty message, button or command description",
         ),
         id="empty-button-label",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -462,7 +455,6 @@ CASES += [
             "Telegram refuses an empty message, button or command description",
         ),
         id="empty-state-text",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -477,7 +469,6 @@ CASES += [
             "placeholders are plain {name}",
         ),
         id="placeholder-format-spec",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -488,7 +479,6 @@ CASES += [
             "placeholders are plain {name}",
         ),
         id="placeholder-conversion",
-        marks=TODO,
     ),
     pytest.param(
         Case(

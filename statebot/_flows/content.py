@@ -3,6 +3,7 @@ against the Vocabulary of names the engine registered."""
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,15 @@ from .._settings import CALLBACK_DATA_LIMIT
 from .model import TEXT_TRIGGER, ButtonSpec, Texts
 
 BUTTON_KEYS = ("id", "text", "arg", "if", "unless")
+
+# Telegram's BotCommand: "Text of the command; 1-32 characters. Can contain only lowercase English
+# letters, digits and underscores"; "Description of the command; 1-256 characters"
+# (https://core.telegram.org/bots/api#botcommand; python-telegram-bot's BotCommand.MIN_COMMAND,
+# MAX_COMMAND, MIN_DESCRIPTION, MAX_DESCRIPTION). setMyCommands refuses anything else with
+# BOT_COMMAND_INVALID, and ``run`` would stop there.
+COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+MAX_DESCRIPTION = 256
+EMPTY_HINT = "write something: Telegram refuses an empty message, button or command description"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,8 @@ def check_texts(check: Checker, vocab: Vocabulary, raw: Any, where: tuple[str | 
         if not isinstance(text, str):
             check.add((*where, lang), "must be a string")
             continue
+        if not text.strip():
+            check.add((*where, lang), "empty text", EMPTY_HINT)
         check_placeholders(check, vocab, text, (*where, lang))
         texts[lang] = text
     return texts
@@ -57,12 +69,22 @@ def check_texts(check: Checker, vocab: Vocabulary, raw: Any, where: tuple[str | 
 def check_placeholders(
     check: Checker, vocab: Vocabulary, text: str, where: tuple[str | int, ...]
 ) -> None:
+    """Plain ``{name}`` only: a format spec (``{n:d}``) or conversion (``{n!r}``) applied to the
+    string a placeholder gives would raise, or mean nothing, for every chat that sees the text."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        fields = [f for f in string.Formatter().parse(text) if f[1] is not None]
     except ValueError as exc:
         check.add(where, f"broken placeholder: {exc}", "write {{ and }} for literal braces")
         return
-    for name in fields:
+    for _literal, name, spec, conversion in fields:
+        assert name is not None
+        if spec or conversion:
+            written = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            check.add(
+                where,
+                f"'{{{written}}}' has a format spec or conversion",
+                f"placeholders are plain {{name}}: write {{{name}}}",
+            )
         if name not in vocab.placeholders:
             check.add(
                 where,
@@ -72,10 +94,38 @@ def check_placeholders(
             )
 
 
+def check_command(check: Checker, trigger: str, where: tuple[str | int, ...]) -> None:
+    """A ``/command`` as Telegram takes it (see COMMAND_NAME)."""
+    if not COMMAND_NAME.fullmatch(trigger[1:]):
+        check.add(
+            where,
+            f"'{trigger}' is not a command Telegram accepts",
+            "after the slash: 1-32 characters of a-z, 0-9 and _ (Telegram's BotCommand)",
+        )
+
+
+def check_description(check: Checker, describe: Texts, where: tuple[str | int, ...]) -> None:
+    """A command's line in Telegram's menu: 1-256 characters (empty: see check_texts)."""
+    for lang, text in describe.items():
+        if len(text) > MAX_DESCRIPTION:
+            check.add(
+                (*where, lang),
+                f"the description is {len(text)} characters, over Telegram's {MAX_DESCRIPTION}",
+                "shorten it: it is one line of the command menu",
+            )
+
+
 def check_buttons(
-    check: Checker, vocab: Vocabulary, raw: Any, where: tuple[str | int, ...]
+    check: Checker,
+    vocab: Vocabulary,
+    raw: Any,
+    where: tuple[str | int, ...],
+    keyboard: str | None = None,
 ) -> tuple[tuple[ButtonSpec, ...], ...]:
-    """Rows of static buttons: ids that are not reserved, known guards, data within 64 bytes."""
+    """Rows of static buttons: ids that are not reserved nor the trigger of the state's
+    ``keyboard``, each id and arg once, known guards, data within 64 bytes."""
+    keyboard_trigger = vocab.keyboards.get(keyboard) if keyboard else None
+    seen: set[str] = set()
     if not isinstance(raw, list):
         check.add(where, "buttons must be a list of rows", 'e.g. [[{ id = "back", text = "⬅️" }]]')
         return ()
@@ -94,6 +144,12 @@ def check_buttons(
                 continue
             if button_id == TEXT_TRIGGER or button_id.startswith("/") or button_id in vocab.events:
                 check.add((*at, "id"), f"'{button_id}' is reserved", "choose another button id")
+            if button_id == keyboard_trigger:
+                check.add(
+                    (*at, "id"),
+                    f"button id '{button_id}' is the trigger of the state's keyboard '{keyboard}'",
+                    f"choose another id: on.{button_id} handles the keyboard's presses",
+                )
             arg = check.typed(spec, "arg", str, at, default="")
             guards = {k: check.typed(spec, k, str, at) for k in ("if", "unless")}
             for key, guard in guards.items():
@@ -110,6 +166,15 @@ def check_buttons(
                 guards["if"],
                 guards["unless"],
             )
+            if button.data in seen:
+                check.add(
+                    (*at, "id"),
+                    f"a second button '{button_id}'"
+                    + (f" with arg '{arg}'" if arg else "")
+                    + " in this state: a press could not tell them apart",
+                    "buttons with one id differ by arg: give this one another id or arg",
+                )
+            seen.add(button.data)
             size = len(button.data.encode())
             if size > CALLBACK_DATA_LIMIT:
                 check.add(

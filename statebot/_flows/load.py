@@ -15,7 +15,13 @@ from typing import Any
 from .._checks import Checker, did_you_mean
 from .._errors import ConfigError, Problem
 from .._tomlsource import TomlSource, decode_error_line, read_toml
-from .content import Vocabulary, check_buttons, check_texts
+from .content import (
+    Vocabulary,
+    check_buttons,
+    check_command,
+    check_description,
+    check_texts,
+)
 from .model import TEXT_TRIGGER, Flow, FlowSet, State, Transition
 
 _FLOW_KEYS = ("flow", "global", "states")
@@ -127,6 +133,8 @@ class _Loader:
                     "global transitions are for /commands, 'text' and system events",
                 )
                 continue
+            if trigger.startswith("/"):
+                check_command(check, trigger, where)
             if trigger in self.globals:
                 check.add(
                     where,
@@ -158,7 +166,9 @@ class _Loader:
                 did_you_mean(keyboard, self.vocab.keyboards)
                 or f"known: {', '.join(sorted(self.vocab.keyboards))}",
             )
-        buttons = check_buttons(check, self.vocab, raw.get("buttons", []), (*where, "buttons"))
+        buttons = check_buttons(
+            check, self.vocab, raw.get("buttons", []), (*where, "buttons"), keyboard
+        )
         triggers = {b.id for row in buttons for b in row}
         if keyboard in self.vocab.keyboards:
             triggers.add(self.vocab.keyboards[keyboard])
@@ -174,6 +184,8 @@ class _Loader:
                     hint or "add a button with this id, or use a known trigger",
                 )
                 continue
+            if trigger.startswith("/"):
+                check_command(check, trigger, at)
             transitions[trigger] = self._parse_transitions(
                 check, flow, qualified, trigger, spec, at
             )
@@ -242,6 +254,7 @@ class _Loader:
             describe = None
             if "describe" in spec:
                 describe = check_texts(check, self.vocab, spec["describe"], (*at, "describe"))
+                check_description(check, describe, (*at, "describe"))
                 if not (source == "*" and trigger.startswith("/")):
                     check.add(
                         (*at, "describe"),
