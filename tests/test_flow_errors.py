@@ -654,7 +654,6 @@ async def test_literal_braces_render_as_braces(tmp_path: Path) -> None:
         assert chat.text.startswith("📋 Меню. {Модель}: ")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a placeholder never raises at run time")
 async def test_a_placeholder_that_raises_renders_a_gap_and_logs_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

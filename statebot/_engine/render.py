@@ -2,41 +2,57 @@
 
 from __future__ import annotations
 
+import logging
 import string
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 from .._flows.model import ButtonSpec, State, Texts
 from .effects import Button, Keyboard
 from .registry import Turn
 
+log = logging.getLogger(__name__)
+_reported: set[str] = set()  # placeholders whose error was logged: once per name per process
 
-class _Values(Mapping[str, Any]):
-    """Placeholders computed on demand: an event's payload first, then the registry."""
 
-    def __init__(self, turn: Turn) -> None:
-        self.turn = turn
+def gap(name: str) -> str:
+    """What a placeholder that failed shows instead of its value: visible, and never a crash."""
+    return f"⟨{name}?⟩"
 
-    def __getitem__(self, name: str) -> Any:
-        if name in self.turn.values:
-            return self.turn.values[name]
-        if name in self.turn.payload:
-            return self.turn.payload[name]
-        func = self.turn.engine.registry.placeholders.get(name)
-        return func(self.turn) if func else ""
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.turn.engine.registry.placeholders)
-
-    def __len__(self) -> int:
-        return len(self.turn.engine.registry.placeholders)
+def _value(turn: Turn, name: str) -> str:
+    """A placeholder's value: what actions computed, the event's payload, then the registry."""
+    if name in turn.values:
+        return str(turn.values[name])
+    if name in turn.payload:
+        return str(turn.payload[name])
+    func = turn.engine.registry.placeholders.get(name)
+    if func is None:
+        return ""
+    try:
+        return str(func(turn))
+    except Exception:
+        if name not in _reported:
+            _reported.add(name)
+            log.exception("placeholder {%s} failed; its texts show %s instead", name, gap(name))
+        return gap(name)
 
 
 def render_text(turn: Turn, texts: Texts) -> str:
+    """The text in the chat's language, placeholders filled in. Never raises: ``check`` allows
+    plain ``{name}`` only, and anything else that slipped past it (a format spec after a reload
+    from Python) shows as a gap, as a placeholder that raises does."""
     template = texts.get(turn.language)
     if template is None:
         template = next(iter(texts.values()), "")
-    return string.Formatter().vformat(template, (), _Values(turn)).strip()
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return template.strip()
+    parts = []
+    for literal, name, spec, conversion in parsed:
+        parts.append(literal)
+        if name is not None:
+            parts.append(gap(name) if spec or conversion else _value(turn, name))
+    return "".join(parts).strip()
 
 
 def allowed(turn: Turn, guard: str | None, unless: str | None) -> bool:
