@@ -362,7 +362,6 @@ CASES = [
     ),
 ]
 
-TODO = pytest.mark.xfail(strict=True, reason="issue 11: check what the running bot trips on")
 REGENERATE = '  { if = "has_history", do = "regenerate", go = "answering", silent = true },\n'
 
 # What check accepted and the running bot then tripped on (issue 11's hostile run).
@@ -494,7 +493,6 @@ CASES += [
             "let a user's message or press start the next answer",
         ),
         id="loop-answered-regenerate",
-        marks=TODO,
     ),
     pytest.param(
         Case(
@@ -509,7 +507,6 @@ CASES += [
             "let a user's message or press start the next answer",
         ),
         id="loop-through-a-global-system-event",
-        marks=TODO,
     ),
 ]
 

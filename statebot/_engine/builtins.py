@@ -44,9 +44,21 @@ SYSTEM_EVENTS = (
 )
 
 
+# Of those, the ones a user's own update raises: what their transitions spend, a user asked for.
+USER_EVENTS = (
+    "non_text",
+    "edited_message",
+    "not_allowed",
+    "stale_press",
+    "unknown_command",
+    "unhandled_text",
+)
+
+
 def default_registry() -> Registry:
     registry = Registry()
     registry.event(*SYSTEM_EVENTS)
+    registry.event(*USER_EVENTS, from_user=True)
     for name in EVENT_FIELDS:
         registry.placeholder(name)(_payload_field(name))
     _actions(registry)
@@ -80,12 +92,12 @@ def _actions(registry: Registry) -> None:
             turn.record.language = turn.arg
             turn.language = turn.arg
 
-    @registry.action("ask")
+    @registry.action("ask", spends=True)
     async def ask(turn: Turn) -> None:
         turn.engine.access.count_question(turn.event.user_id)
         turn.engine.start_answer(turn, turn.event.text)
 
-    @registry.action("regenerate")
+    @registry.action("regenerate", spends=True)
     async def regenerate(turn: Turn) -> None:
         """Ask the last question again, in place of the answer it got."""
         history = turn.record.history
@@ -99,7 +111,7 @@ def _actions(registry: Registry) -> None:
         turn.engine.access.count_question(turn.event.user_id)
         turn.record.data.setdefault("pending", []).append(turn.event.text)
 
-    @registry.action("ask_pending")
+    @registry.action("ask_pending", spends=True, consumes_input=True)
     async def ask_pending(turn: Turn) -> None:
         pending = turn.record.data.get("pending") or []
         if pending:

@@ -61,10 +61,25 @@ class Registry:
         self.keyboards: dict[str, tuple[str, KeyboardBuilder]] = {}
         self.placeholders: dict[str, Placeholder] = {}
         self.events: set[str] = set()
+        self.user_events: set[str] = set()  # system events a user's own update raises
+        self.spending: set[str] = set()  # actions that start a provider request
+        self.consuming: set[str] = set()  # of those, the ones that use up what a user sent
 
-    def action(self, name: str) -> Callable[[Action], Action]:
+    def action(
+        self, name: str, *, spends: bool = False, consumes_input: bool = False
+    ) -> Callable[[Action], Action]:
+        """``spends``: the action starts a provider request (``ask``, ``regenerate``).
+        ``consumes_input``: each run uses up something a user sent (``ask_pending`` takes a
+        queued question), so that it runs at most as often as users send. ``check`` reports a
+        loop of system events through an action that spends without consuming input: see
+        ``statebot._flows.loops``."""
+
         def register(func: Action) -> Action:
             self.actions[name] = func
+            if spends:
+                self.spending.add(name)
+            if consumes_input:
+                self.consuming.add(name)
             return func
 
         return register
@@ -92,9 +107,13 @@ class Registry:
 
         return register
 
-    def event(self, *names: str) -> None:
-        """Declare system events, whose payload keys become placeholders of their own."""
+    def event(self, *names: str, from_user: bool = False) -> None:
+        """Declare system events, whose payload keys become placeholders of their own.
+        ``from_user``: raised by a user's own update (``non_text``, ``stale_press``), not by
+        statebot, so that what its transitions spend is a user's action."""
         self.events.update(names)
+        if from_user:
+            self.user_events.update(names)
 
     def vocabulary(self, languages: tuple[str, ...]) -> Vocabulary:
         return Vocabulary(
@@ -104,4 +123,6 @@ class Registry:
             keyboards={name: trigger for name, (trigger, _) in self.keyboards.items()},
             placeholders=frozenset(self.placeholders),
             events=frozenset(self.events),
+            user_events=frozenset(self.user_events),
+            spends_unprompted=frozenset(self.spending - self.consuming),
         )

@@ -34,6 +34,8 @@ class Vocabulary:
     keyboards: dict[str, str] = field(default_factory=dict)  # keyboard name → trigger it fires
     placeholders: frozenset[str] = frozenset()
     events: frozenset[str] = frozenset()  # system events, such as provider_down
+    user_events: frozenset[str] = frozenset()  # of those, raised by a user's update (non_text)
+    spends_unprompted: frozenset[str] = frozenset()  # start a request, use up nothing a user sent
 
 
 def check_texts(check: Checker, vocab: Vocabulary, raw: Any, where: tuple[str | int, ...]) -> Texts:

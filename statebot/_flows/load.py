@@ -22,6 +22,7 @@ from .content import (
     check_description,
     check_texts,
 )
+from .loops import spending_loops
 from .model import TEXT_TRIGGER, Flow, FlowSet, State, Transition
 
 _FLOW_KEYS = ("flow", "global", "states")
@@ -53,6 +54,8 @@ class _Loader:
         self.checkers: dict[str, Checker] = {}  # flow name → its file's checker
         self.broken_flows: set[str] = set()  # names of files that did not parse
         self._pending_targets: list[tuple[Checker, tuple[str | int, ...], str, str]] = []
+        # (state or "*", trigger, index) → where the transition is written
+        self._locations: dict[tuple[str, str, int], tuple[Checker, tuple[str | int, ...]]] = {}
 
     def load(self, files: list[Path]) -> FlowSet:
         for path in files:
@@ -212,6 +215,7 @@ class _Loader:
         result: list[Transition] = []
         for index, spec in enumerate(specs):
             at = (*where, index) if isinstance(raw, list) else where
+            self._locations[(source, trigger, len(result))] = (check, at)
             if not isinstance(spec, dict):
                 check.add(at, 'a transition must be a table such as { go = "state" }')
                 continue
@@ -310,6 +314,7 @@ class _Loader:
                 or "use state, flow.state or a flow name",
             )
         self._resolve_flow_targets()
+        self._check_loops()
         entries = [f for f in self.flows.values() if f.entry]
         if len(entries) != 1:
             names = ", ".join(f.name for f in entries) or "none"
@@ -349,6 +354,18 @@ class _Loader:
                 state.name, state.text, state.buttons, state.keyboard, resolved
             )
         self.globals = {k: tuple(resolve(t) for t in v) for k, v in self.globals.items()}
+
+    def _check_loops(self) -> None:
+        for step, loop in spending_loops(self.states, self.globals, self.vocab):
+            check, where = self._locations[(step.origin, step.trigger, step.index)]
+            self._report(
+                check,
+                where,
+                f"spends provider requests in a loop of system events with no user's action: "
+                f"{loop}",
+                "let a user's message or press start the next answer, or use an action that "
+                "takes a question a user queued (ask_pending)",
+            )
 
     def _check_reachable(self, entry: str) -> None:
         seen = {entry}
