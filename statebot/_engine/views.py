@@ -96,6 +96,13 @@ def _placeholders(registry: Registry) -> None:
                 lines.append(f"• {provider.title}: {titles}")
         return "\n".join(lines)
 
+    @registry.placeholder("commands")
+    def commands(turn: Turn) -> str:
+        """/help's list, one ``/command — description`` a line in the order of Telegram's
+        menu; admin-only commands (FlowSet.admin_only) to admins only."""
+        menu = turn.engine.flows.command_menu(turn.language, admin=turn.is_admin)
+        return "\n".join(f"/{name} — {about}" for name, about in menu)
+
     @registry.placeholder("current_model")
     def current_model(turn: Turn) -> str:
         model = turn.engine.settings.models[turn.engine.model_for(turn.record)]

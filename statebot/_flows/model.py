@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 Texts = dict[str, str]  # language → text with {placeholders}
 
 TEXT_TRIGGER = "text"
+ADMIN_GUARD = "is_admin"  # a command whose first transition has this ``if`` is for admins only
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,18 @@ class FlowSet:
     def commands(self) -> list[str]:
         return sorted(t for t in self.globals if t.startswith("/"))
 
-    def command_menu(self, language: str) -> list[tuple[str, str]]:
-        """``(command, description)`` for Telegram's menu: the described global commands."""
+    def admin_only(self, command: str) -> bool:
+        """A global command is for admins when its first transition says ``if = "is_admin"``
+        (the ones after it say what everyone else gets, such as "⛔ Admins only")."""
+        transitions = self.globals.get(command, ())
+        return bool(transitions) and transitions[0].guard == ADMIN_GUARD
+
+    def command_menu(self, language: str, *, admin: bool = False) -> list[tuple[str, str]]:
+        """``(command, description)`` for Telegram's menu and /help: the described global
+        commands, sorted; the admin-only ones only when ``admin``."""
         menu = []
         for trigger in self.commands():
             describe = next((t.describe for t in self.globals[trigger] if t.describe), None)
-            if describe:
+            if describe and (admin or not self.admin_only(trigger)):
                 menu.append((trigger.lstrip("/"), describe.get(language, "")))
         return menu

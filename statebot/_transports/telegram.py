@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand, Chat, Message, MessageEntity, Update, User
+from telegram import BotCommand, BotCommandScopeChat, Chat, Message, MessageEntity, Update, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -100,14 +100,30 @@ class TelegramTransport:
         await self.relay.attach(self.renderer.deliver)
 
     async def set_commands(self) -> None:
-        """setMyCommands for each language; the first language's also as the default."""
-        languages = self.bot.settings.bot.languages
-        for index, language in enumerate(languages):
-            menu = self.engine.flows.command_menu(language)
+        """setMyCommands for each language, the first language's also as the default; each
+        admin's private chat gets the admin-only commands too (``BotCommandScopeChat``: Telegram
+        shows a chat the most specific scope it has). An admin who never opened the bot's chat
+        is refused ("chat not found"): logged, and the others go on."""
+        await self._publish_menu(None)
+        flows = self.engine.flows
+        if not any(flows.admin_only(command) for command in flows.commands()):
+            return
+        for admin in sorted(self.engine.settings.bot.admins):
+            try:
+                await self._publish_menu(admin)
+            except TelegramError as exc:
+                log.warning("admin %s gets no admin commands in the menu: %s", admin, exc)
+
+    async def _publish_menu(self, admin: int | None) -> None:
+        scope = BotCommandScopeChat(admin) if admin is not None else None
+        for index, language in enumerate(self.bot.settings.bot.languages):
+            menu = self.engine.flows.command_menu(language, admin=admin is not None)
             commands = [BotCommand(name, about) for name, about in menu if about]
-            await self.application.bot.set_my_commands(commands, language_code=language)
+            await self.application.bot.set_my_commands(
+                commands, scope=scope, language_code=language
+            )
             if index == 0:
-                await self.application.bot.set_my_commands(commands)
+                await self.application.bot.set_my_commands(commands, scope=scope)
 
     async def settle(self) -> None:
         """Until nothing runs: answers, what they post, and the messages being streamed."""
