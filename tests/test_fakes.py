@@ -15,7 +15,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    Bot,
+    BotCommandScope,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.error import BadRequest, Conflict, EndPointNotFound, InvalidToken, RetryAfter
 
 from statebot._fakes import JSON, JsonHandler, ServerThread
@@ -140,6 +148,9 @@ async def test_drafts_chat_actions_and_commands(api: FakeBotApi, bot: Bot) -> No
     assert await bot.set_my_commands([("start", "Начать"), ("model", "Модель")], language_code="ru")
     with pytest.raises(BadRequest, match=r"(?i)BOT_COMMAND_INVALID"):
         await bot.set_my_commands([("Bad-Name", "x")])
+    assert await bot.set_my_commands([("admin", "Админ")], scope=BotCommandScopeChat(7))
+    with pytest.raises(BadRequest, match=r"(?i)BotCommandScope"):
+        await bot.set_my_commands([("admin", "x")], scope=BotCommandScope("chat"))  # no chat_id
 
     drafts = [p for p in api.calls_of("sendMessageDraft") if p["chat_id"] == 7]
     assert [(d["draft_id"], d["text"]) for d in drafts] == [(5, "Hel"), (5, "Hello")]

@@ -34,6 +34,15 @@ METHODS = (  # noqa: SIM905
 ).split()
 
 _COMMAND, _SECRET = re.compile(r"[a-z0-9_]{1,32}"), re.compile(r"[A-Za-z0-9_-]{1,256}")
+_SCOPES = {  # BotCommandScope types, and the ids each needs
+    "default": (),
+    "all_private_chats": (),
+    "all_group_chats": (),
+    "all_chat_administrators": (),
+    "chat": ("chat_id",),
+    "chat_administrators": ("chat_id",),
+    "chat_member": ("chat_id", "user_id"),
+}
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -310,6 +319,10 @@ class FakeBotApi(ServerThread):
         return True
 
     def _m_setMyCommands(self, p: JSON) -> bool:
+        scope = p.get("scope", {"type": "default"})
+        needs = _SCOPES.get(str(scope.get("type"))) if isinstance(scope, dict) else None
+        if needs is None or not all(isinstance(scope.get(k), int) for k in needs):
+            raise ApiError(400, "Bad Request: can't parse BotCommandScope")
         commands = p.get("commands")
         for command in commands if isinstance(commands, list) else [{}]:
             if not _COMMAND.fullmatch(str(command.get("command", ""))):
