@@ -23,6 +23,8 @@ from typing import Any
 
 from ._bot import Bot, build_bot, load_config
 from ._clock import FakeClock
+from ._coverage import StateCoverage
+from ._engine.builtins import default_registry
 from ._engine.effects import (
     AnswerButtons,
     AnswerDelta,
@@ -52,9 +54,13 @@ __all__ = [
     "FakeOpenAI",
     "Outcome",
     "ScriptedBackend",
+    "StateCoverage",
+    "state_coverage",
 ]
 
 HERE = Path.cwd()
+
+state_coverage = StateCoverage()  # every BotKit reports the states its engine enters here
 
 
 class BotKit:
@@ -84,7 +90,9 @@ class BotKit:
         """Load settings and flows (checked as ``statebot check`` does) and start a bot on them.
 
         ``admins`` adds admin ids; ``missing_keys`` names providers that start with no key.
+        The settings' plugins are loaded into ``registry`` (the built-ins when none is given).
         """
+        registry = registry if registry is not None else default_registry()
         loaded, flow_set = load_config(
             settings if not isinstance(settings, Settings) else _path_of(settings), flows, registry
         )
@@ -110,6 +118,7 @@ class BotKit:
         kit = cls(bot, providers, clock)
         kit.effects = effects
         bot.engine.on_enter(kit.last_state.__setitem__)
+        bot.engine.on_enter(state_coverage.listener(flow_set.directory))
         for name in missing_keys:
             key_env = loaded.providers[name].key_env
             bot.health.disable(name, f"no key: set {key_env}")

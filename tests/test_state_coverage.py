@@ -1,56 +1,71 @@
 """Every shipped state is reached by some transcript, as measured by the engine's own trace.
 
-The transcripts are found, not listed: every ``test_*`` coroutine in the transcript modules that
-takes only the ``kit`` fixture is run again here on a fresh bot, and the states the engine entered
-are collected. A state that no transcript reaches fails this test by name.
+Nothing is listed here: every BotKit of the session (the ``kit`` fixture, ``BotKit.start`` in a
+test as the README shows, a copy's flows) reports the states it enters to
+``statebot.testing.state_coverage``. This test runs last and only when the whole suite ran
+(see tests/conftest.py); a state no transcript reached fails it by name, with the test line
+that would get there.
 """
 
 from __future__ import annotations
 
-import inspect
+from pathlib import Path
 
-import test_admin
-import test_degradation
-import test_demo
-import test_forged_presses
-import test_transcripts
-from conftest import ADMIN, FLOWS, SETTINGS
+import pytest
+from conftest import FLOWS, SETTINGS, narrowed
+from test_flow_errors import copy_project
+from test_plugins import rating_project
 
-from statebot import load_config, load_settings
-from statebot._providers.demo import DemoBackend
-from statebot.testing import BotKit
-
-MODULES = (test_transcripts, test_degradation, test_forged_presses, test_admin)
-DEMO_MODULES = (test_demo,)
+from statebot import load_config
+from statebot.testing import BotKit, StateCoverage, state_coverage
 
 
-def _transcripts(modules: tuple[object, ...], fixture: str) -> list[object]:
-    found = []
-    for module in modules:
-        for name, func in vars(module).items():
-            if (
-                name.startswith("test_")
-                and inspect.iscoroutinefunction(func)
-                and list(inspect.signature(func).parameters) == [fixture]
-            ):
-                found.append(func)
-    return found
-
-
-async def test_every_shipped_state_is_reached_by_a_transcript() -> None:
-    entered: set[str] = set()
-    runs = 0
-    for func in _transcripts(MODULES, "kit"):
-        async with await BotKit.start(SETTINGS, FLOWS, admins=[ADMIN]) as kit:
-            await func(kit)  # type: ignore[operator]
-            entered |= kit.states_entered
-            runs += 1
-    for func in _transcripts(DEMO_MODULES, "demo"):
-        backend = DemoBackend(load_settings(SETTINGS))
-        async with await BotKit.start(SETTINGS, FLOWS, providers=backend) as kit:
-            await func(kit)  # type: ignore[operator]
-            entered |= kit.states_entered
-            runs += 1
+@pytest.mark.session_end
+def test_every_shipped_state_is_reached_by_a_transcript(request: pytest.FixtureRequest) -> None:
+    only = request.config.getoption("--states-of")
+    reasons = narrowed(request.session)
+    if only is None and reasons:
+        pytest.skip(f"state coverage needs the whole suite; this run: {', '.join(reasons)}")
     _settings, flows = load_config(SETTINGS, FLOWS)
-    assert runs >= 20
-    assert sorted(set(flows.states) - entered) == []
+    wanted = only.split(",") if only else list(flows.flows)
+    unknown = [name for name in wanted if name not in flows.flows]
+    assert not unknown, f"--states-of names no flow {unknown}; the flows: {', '.join(flows.flows)}"
+    missing = state_coverage.unreached(flows, wanted)
+    if missing:
+        pytest.fail(
+            f"{len(missing)} shipped states are reached by no test; write a transcript "
+            "(README, 'Test a flow') for each:\n" + "\n".join(missing),
+            pytrace=False,
+        )
+
+
+async def test_a_kit_started_in_a_test_reports_the_states_it_enters(tmp_path: Path) -> None:
+    root = copy_project(tmp_path)
+    before = state_coverage.of(root / "flows")
+    async with await BotKit.start(root / "settings.toml", root / "flows") as kit:
+        await kit.chat().send("/menu")
+    assert before == set()
+    assert state_coverage.of(root / "flows") == {"menu.main"}
+
+
+def test_an_unreached_state_is_named_with_the_ways_into_it(tmp_path: Path) -> None:
+    root = rating_project(tmp_path)
+    _settings, flows = load_config(root / "settings.toml", root / "flows")
+    coverage = StateCoverage()
+    enter = coverage.listener(flows.directory)
+    for state in flows.states:
+        if state != "rating.thanks":
+            enter(1, state)
+    (line,) = coverage.unreached(flows)
+    assert line == (
+        f"{root / 'flows' / 'rating.toml'}: state rating.thanks is reached by no transcript; "
+        'add one: in rating.ask: await chat.press("⭐ Отлично")'
+    )
+    assert coverage.unreached(flows, ["menu"]) == []
+
+
+def test_a_state_reached_by_commands_and_guarded_transitions_says_so() -> None:
+    _settings, flows = load_config(SETTINGS, FLOWS)
+    line = StateCoverage().unreached(flows, ["admin"])[0]
+    assert "admin.toml: state admin.panel is reached by no transcript; add one: " in line
+    assert 'await chat.send("/admin") (when is_admin holds)' in line
