@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import shutil
 import sys
 import traceback
 import weakref
@@ -152,3 +153,30 @@ def _line_of(settings_path: str, index: int) -> int | None:
         return read_toml(Path(settings_path)).line_of("bot", "plugins", index)
     except Exception:  # the settings file was read a moment ago; a race only loses the line
         return None
+
+
+def copy_plugins(settings_path: str | Path, dest: str | Path) -> list[Path]:
+    """Copy the plugins a settings file names (files, or a module's top-level package) to the same
+    places under ``dest``: a copy of a project for a test runs with its plugins."""
+    folder = Path(settings_path).parent
+    try:
+        bot = read_toml(Path(settings_path)).data.get("bot", {})
+    except Exception:  # a broken settings file names no plugin to copy
+        return []
+    names = bot.get("plugins", []) if isinstance(bot, dict) else []
+    copied = []
+    for name in names if isinstance(names, list) else []:
+        if not isinstance(name, str):
+            continue
+        top = name if name.endswith(".py") else name.split(".")[0]
+        for source in (folder / top, folder / f"{top}.py"):
+            target = Path(dest) / source.relative_to(folder)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            elif source.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, target)
+            else:
+                continue
+            copied.append(target)
+    return copied

@@ -10,6 +10,7 @@ import pytest
 from conftest import ADMIN, FLOWS, SETTINGS
 
 from statebot import load_config
+from statebot._plugins import copy_plugins
 from statebot._store.sqlite import SqliteStore
 from statebot.testing import BotKit, ChatKit
 
@@ -97,6 +98,7 @@ async def test_usage_survives_a_restart(tmp_path: Path) -> None:
 def _copy(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copy(SETTINGS, tmp_path / "settings.toml")
     shutil.copytree(FLOWS, tmp_path / "flows")
+    copy_plugins(SETTINGS, tmp_path)
     return tmp_path / "settings.toml", tmp_path / "flows"
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from statebot import ConfigError, Problem, default_registry, load_config
 from statebot._engine.registry import Turn
+from statebot._plugins import copy_plugins
 from statebot.testing import BotKit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ def copy_project(tmp_path: Path) -> Path:
     """A copy of the shipped settings.toml and flows/ to break."""
     shutil.copytree(ROOT / "flows", tmp_path / "flows")
     shutil.copy(ROOT / "settings.toml", tmp_path / "settings.toml")
+    copy_plugins(ROOT / "settings.toml", tmp_path)
     return tmp_path
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -59,8 +60,19 @@ def rating_project(
         package.mkdir()
         (package / "__init__.py").write_text("", encoding="utf-8")
         (package / (name.split(".")[1] + ".py")).write_text(plugin, encoding="utf-8")
-    apply(root, Edit("settings.toml", "\n[bot]\n", f'\n[bot]\nplugins = ["{name}"]\n'))
+    add_plugin(root, name)
     return root
+
+
+def add_plugin(root: Path, name: str) -> None:
+    """Name a plugin in the copy's settings, whether or not the project has plugins already."""
+    settings = (root / "settings.toml").read_text(encoding="utf-8")
+    if name in tomllib.loads(settings)["bot"].get("plugins", []):
+        return
+    if "\nplugins = [" in settings:
+        apply(root, Edit("settings.toml", "\nplugins = [", f'\nplugins = ["{name}", '))
+    else:
+        apply(root, Edit("settings.toml", "\n[bot]\n", f'\n[bot]\nplugins = ["{name}"]\n'))
 
 
 @pytest.mark.parametrize("name", ["plugins/rating.py", "ratingkit.plugin"])
@@ -115,7 +127,7 @@ def test_a_broken_plugin_is_one_problem_at_its_settings_line(
 @pytest.mark.parametrize("name", ["plugins/nowhere.py", "no_such_package.plugin"])
 def test_a_missing_plugin_is_one_problem(tmp_path: Path, name: str) -> None:
     root = copy_project(tmp_path)
-    apply(root, Edit("settings.toml", "\n[bot]\n", f'\n[bot]\nplugins = ["{name}"]\n'))
+    add_plugin(root, name)
     with pytest.raises(ConfigError) as info:
         load_config(root / "settings.toml", root / "flows")
     (problem,) = info.value.problems
