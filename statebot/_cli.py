@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if args.log_level != "DEBUG":  # transitions logs each callback at INFO: only for debugging
+        logging.getLogger("transitions").setLevel(logging.WARNING)
     load_env()
     try:
         settings, flows = load_config(args.settings, args.flows)
@@ -80,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "chat":
-        return asyncio.run(_chat(args))
+        try:
+            return asyncio.run(_chat(args))
+        except KeyboardInterrupt:  # Ctrl-C quits the chat, as Ctrl-D does
+            print(flush=True)
+            return 0
     if args.command == "models":
         return asyncio.run(_models(args))
     if args.command == "run":
@@ -92,7 +98,7 @@ async def _chat(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ._store.sqlite import SqliteStore
-    from ._transports.terminal import TerminalChat
+    from ._transports.terminal import TerminalChat, texts_for
 
     settings, flows = load_config(args.settings, args.flows)
     if args.admin:
@@ -101,14 +107,11 @@ async def _chat(args: argparse.Namespace) -> int:
         )
         settings = dataclasses.replace(settings, bot=bot_settings)
     terminal = TerminalChat(chat_id=args.user_id, user_id=args.user_id, language=args.lang)
+    terminal.texts = texts_for(args.lang or settings.bot.default_language)
     store = await SqliteStore.open(args.store)
     bot = await build_bot(settings, flows, store=store, deliver=terminal.deliver)
     if settings.demo_mode():
-        print(
-            "🧪 No provider key is set: the offline demo model answers. /demo shows how to "
-            "switch on outages.",
-            flush=True,
-        )
+        print(terminal.texts["demo"], flush=True)
     try:
         await terminal.run(bot)
     finally:

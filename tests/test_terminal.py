@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import pty
@@ -9,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -16,8 +18,9 @@ from conftest import FLOWS, ROOT, SETTINGS
 
 from statebot import load_config
 from statebot._bot import build_bot
+from statebot._engine.effects import Button
 from statebot._providers.scripted import ScriptedBackend
-from statebot._transports.terminal import TerminalChat
+from statebot._transports.terminal import TEXTS, TerminalChat, texts_for
 
 
 async def test_a_scripted_conversation_with_numbers_labels_and_regenerate() -> None:
@@ -99,7 +102,6 @@ def _read_until(fd: int, wanted: bytes, deadline: float) -> bytes:
     return seen
 
 
-@pytest.mark.xfail(strict=True, reason="Ctrl-C waits for Enter, then prints a traceback")
 def test_ctrl_c_at_the_idle_prompt_quits_at_once_without_a_traceback() -> None:
     master, slave = pty.openpty()
     child = subprocess.Popen(
@@ -123,7 +125,6 @@ def test_ctrl_c_at_the_idle_prompt_quits_at_once_without_a_traceback() -> None:
     assert code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="an out-of-range number is sent to the model")
 async def test_a_number_beyond_the_buttons_is_refused_not_asked() -> None:
     settings, flows = load_config(SETTINGS, FLOWS)
     out = io.StringIO()
@@ -138,3 +139,68 @@ async def test_a_number_beyond_the_buttons_is_refused_not_asked() -> None:
     text = out.getvalue()
     assert "Нет кнопки 7: нажмите 1–2." in text
     assert "Нет кнопки 0: нажмите 1–2." in text
+
+
+def _terminal_with(*labels: str, language: str | None = None) -> TerminalChat:
+    terminal = TerminalChat(io.StringIO(), language=language)
+    terminal.keyboard = [Button(label, f"b{i}") for i, label in enumerate(labels, start=1)]
+    return terminal
+
+
+@pytest.mark.parametrize(
+    ("line", "pressed"),
+    [
+        ("2", "b2"),
+        ("📋 Меню", "b2"),
+        ("меню", "b2"),  # a prefix past the emoji, any case
+        ("🤖 в", "b1"),
+        ("Groq", None),  # two labels start so: a message
+        ("groq l", "b3"),
+        ("/menu", None),  # a command is never a press
+        ("Привет", None),
+    ],
+)
+def test_a_line_presses_by_number_label_or_unique_prefix_else_is_text(
+    line: str, pressed: str | None
+) -> None:
+    terminal = _terminal_with(
+        "🤖 Выбрать модель", "📋 Меню", "🚀 Groq Llama 3.3", "✅ 🌙 Groq Kimi K2"
+    )
+    event = terminal.event_for(line)
+    assert event is not None
+    assert (event.data or None) == pressed, event
+
+
+def test_the_chat_speaks_the_chats_language() -> None:
+    out = io.StringIO()
+    terminal = TerminalChat(out, language="en-US")
+    terminal.keyboard = [Button("📋 Menu", "menu")]
+    assert terminal.event_for("3") is None
+    assert out.getvalue() == "   (No button 3: press 1 to 1.)\n"
+    assert texts_for(None) == TEXTS["ru"]
+    assert set(TEXTS["ru"]) == set(TEXTS["en"])
+
+
+async def test_a_cancelled_read_of_a_pipe_ends_at_once() -> None:
+    """What Ctrl-C does at the idle prompt: the task waiting for a line is cancelled, and no
+    thread is left blocked on the read."""
+    read_end, write_end = os.pipe()
+    settings, flows = load_config(SETTINGS, FLOWS)
+    out = io.StringIO()
+    terminal = TerminalChat(out)
+    bot = await build_bot(settings, flows, backend=ScriptedBackend(settings),
+                          deliver=terminal.deliver)  # fmt: skip
+    with os.fdopen(read_end) as lines, os.fdopen(write_end, "w") as typed:
+        typed.write("/menu\n")
+        typed.flush()
+        task = asyncio.create_task(terminal.run(bot, lines))
+        for _ in range(10_000):  # event-loop turns, no sleeping: until it waits for a line
+            if terminal.idle and "📋" in out.getvalue():
+                break
+            await asyncio.sleep(0)
+        assert terminal.idle
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await bot.aclose()
+    assert threading.active_count() == 1
