@@ -98,7 +98,7 @@ class BaselineBot:
     def welcome(self, state: ChatState) -> tuple[str, InlineKeyboardMarkup]:
         text = (
             "👋 Привет! Я бот для общения с языковыми моделями.\n\n"
-            "⚡ Быстрые модели: Groq + Cerebras\n☁️ Модели OpenRouter: Solar, Trinity, GLM\n\n"
+            "⚡ Быстрые модели: Groq + Cerebras\n☁️ Бесплатные модели: OpenRouter\n\n"
             f"{self.catalog}\n\nСейчас отвечает: {self.current(state)}. "
             "Просто напишите вопрос или откройте /menu."
         )
@@ -163,7 +163,7 @@ class BaselineBot:
         model = self.settings.models[state.model]
         state.history.append({"role": "user", "content": message.text})
         messages = tuple(state.history[-HISTORY_MESSAGES:])
-        pieces = [p async for p in self.backend.stream(ChatRequest(model.provider, model.id,
+        pieces = [p async for p in self.backend.stream(ChatRequest(model.provider, model.ids[0],
                                                                    messages))]  # fmt: skip
         answer = "".join(pieces)
         state.history.append({"role": "assistant", "content": answer})

@@ -106,7 +106,7 @@ async def statebot_run(
 async def naive_run(settings: Settings, phases: Phases, chats: int, per_chat: int) -> list[float]:
     """The first version: the chosen provider first, then the next; no memory of failures."""
     client = OpenAICompatibleClient(settings)
-    chain = [settings.models[settings.bot.default_model], settings.models["cerebras-llama-31"]]
+    chain = [settings.models[settings.bot.default_model], settings.models["cerebras-gpt-oss-120b"]]
     latencies: list[float] = []
 
     async def one_chat(chat_id: int) -> None:
@@ -116,7 +116,7 @@ async def naive_run(settings: Settings, phases: Phases, chats: int, per_chat: in
             messages = ({"role": "user", "content": f"question {n}"},)
             for model in chain:
                 try:
-                    async for _piece in client.stream(ChatRequest(model.provider, model.id,
+                    async for _piece in client.stream(ChatRequest(model.provider, model.ids[0],
                                                                   messages)):  # fmt: skip
                         pass
                     break

@@ -236,7 +236,7 @@ async def attribution(mine: Side, base: Side, settings: Settings) -> JSON:
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("📋 Меню", callback_data="menu")]])
     start = time.perf_counter()
     for _ in range(n):
-        await base.app.bot.send_message(1, "📋 Меню. Модель: 🚀 Llama 3.3 70B (Groq)",
+        await base.app.bot.send_message(1, "📋 Меню. Модель: 🚀 GPT-OSS 120B (Groq)",
                                         reply_markup=keyboard)  # fmt: skip
     per_call = (time.perf_counter() - start) / n
 

@@ -34,7 +34,7 @@ HISTORY = [
 
 def fill(db: Path, chats: int) -> None:
     """Write ``chats`` realistic records straight into the schema, fast."""
-    record = {"state": "menu.main", "model": "cerebras-llama-31", "language": "ru",
+    record = {"state": "menu.main", "model": "cerebras-gpt-oss-120b", "language": "ru",
               "history": HISTORY, "notices": {}, "data": {"telegram_language": "ru"}}  # fmt: skip
     text = json.dumps(record, ensure_ascii=False)
     with sqlite3.connect(db) as conn:

@@ -51,7 +51,7 @@ def realistic(chat_id: int, rng: random.Random) -> ChatRecord:
     return ChatRecord(
         chat_id=chat_id,
         state="main.chatting",
-        model="groq/llama-3.3-70b-versatile",
+        model="groq/openai/gpt-oss-120b",
         language="en",
         history=history,
         notices={"quota_warning": "2025-01-01"},

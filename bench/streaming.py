@@ -160,7 +160,7 @@ async def once_answers(settings: Settings, api: TimedBotApi, groq: TimedOpenAI,
             for n in range(QUESTIONS):
                 question = f"once {chat_id}/{n}: расскажите подробно"
                 start = time.perf_counter()
-                request = ChatRequest(model.provider, model.id,
+                request = ChatRequest(model.provider, model.ids[0],
                                       ({"role": "user", "content": question},))  # fmt: skip
                 text = "".join([piece async for piece in client.stream(request)])
                 await bot.send_message(chat_id, text)

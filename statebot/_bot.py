@@ -20,6 +20,7 @@ from ._flows.load import load_flows
 from ._flows.model import FlowSet
 from ._plugins import load_plugins
 from ._providers.base import Backend
+from ._providers.catalog import Catalog, Resolution
 from ._providers.demo import DemoBackend
 from ._providers.health import HealthBoard, HealthChange
 from ._providers.router import Router
@@ -52,6 +53,17 @@ def admin_alert(admin: int, settings: Settings, change: HealthChange) -> Event:
         admin, Kind.SYSTEM, name="health_changed", user_id=admin,
         payload={"provider": provider, "provider_key": change.provider,
                  "old": change.old, "new": change.new, "reason": change.reason},
+    )  # fmt: skip
+
+
+def retirement_alert(admin: int, settings: Settings, gone: Resolution) -> Event:
+    """An entry lost its last served id: admins hear it once, users are moved (``serving_for``)."""
+    model = settings.models[gone.key]
+    provider = f"{settings.providers[gone.provider].title} {model.title}"
+    return Event(
+        admin, Kind.SYSTEM, name="health_changed", user_id=admin,
+        payload={"provider": provider, "provider_key": gone.provider,
+                 "old": "served", "new": "retired", "reason": gone.why},
     )  # fmt: skip
 
 
@@ -157,7 +169,12 @@ class Bot:
     clock: Clock
     admin_alerts: list[HealthChange] = field(default_factory=list)
 
+    @property
+    def catalog(self) -> Catalog:
+        return self.router.catalog
+
     async def aclose(self) -> None:
+        await self.catalog.aclose()
         await self.engine.close()
         await self.health.settle()
         await self.backend.aclose()
@@ -207,14 +224,23 @@ async def build_bot(
             for admin in engine_box[0].settings.bot.admins:
                 engine_box[0].post(admin_alert(admin, settings, change))
 
+    def on_catalog_change(old: Resolution, new: Resolution) -> None:
+        if engine_box and old.model_id is not None and new.model_id is None:
+            for admin in engine_box[0].settings.bot.admins:
+                engine_box[0].post(retirement_alert(admin, settings, new))
+
     health = HealthBoard(settings, clock, on_change=on_change, demo=demo or injected)
-    router = Router(settings, backend, health, clock)
+    catalog = Catalog(
+        settings, backend, clock, keys_required=not (demo or injected), on_change=on_catalog_change
+    )
+    router = Router(settings, backend, health, clock, catalog=catalog)
     engine = Engine(
         settings, flows, registry, store, router, health=health, clock=clock, deliver=deliver
     )
     engine_box.append(engine)
     engine.reloader = _reloader(engine, registry, extra_admins)
     await engine.start()
+    catalog.start()  # in the background: start-up never waits on a provider's /models
     if demo:
         log.info("no provider key is set: answering with the offline demo model")
     return Bot(settings, flows, engine, store, backend, health, router, registry, clock, alerts)

@@ -49,8 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--lang", default=None, help="your language code, as Telegram would send it")
     chat.add_argument("--user-id", type=int, default=1)
     chat.add_argument("--admin", action="store_true", help="be an admin in this chat")
-    models = sub.add_parser("models", help="compare the catalog with each provider's GET /models")
+    models = sub.add_parser(
+        "models", help="the provider id each menu entry uses now, and why (asks GET /models)"
+    )
     _common(models)
+    models.add_argument(
+        "--lock", action="store_true", help="write the served ids to the lock file ([catalog] lock)"
+    )
+    models.add_argument(
+        "--list", metavar="PROVIDER", help="print every id the provider serves now, and stop"
+    )
     run = sub.add_parser("run", help="run the bot in Telegram (polling, or webhook from settings)")
     _common(run)
     return parser
@@ -169,17 +177,35 @@ def _run(settings: Settings, flows: FlowSet) -> int:
 
 
 async def _models(args: argparse.Namespace) -> int:
+    """Exit 1 when an entry has no id it may use (every id retired), or a listing failed."""
+    import datetime
+
+    from ._errors import ProviderError
     from ._providers.client import OpenAICompatibleClient
-    from ._providers.discovery import discover, format_report
+    from ._providers.discovery import discover, format_report, lock
 
     settings, _flows = load_config(args.settings, args.flows)
     client = OpenAICompatibleClient(settings)
     try:
-        checks = await discover(settings, client)
+        if args.list is not None:
+            if args.list not in settings.providers:
+                known = ", ".join(settings.providers)
+                print(f"statebot: no provider '{args.list}' (known: {known})", file=sys.stderr)
+                return 1
+            try:
+                ids = await client.list_models(args.list)
+            except ProviderError as err:
+                print(f"statebot: {args.list}: {err.reason}", file=sys.stderr)
+                return 1
+            print("\n".join(sorted(ids)))
+            return 0
+        resolutions = await discover(settings, client)
     finally:
         await client.aclose()
-    print(format_report(checks))
-    return 1 if any(c.status == "missing" for c in checks) else 0
+    print(format_report(settings, resolutions))
+    if args.lock:
+        print(lock(settings, resolutions, datetime.date.today()))
+    return 1 if any(r.model_id is None for r in resolutions) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

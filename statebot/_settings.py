@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ._checks import Checker, did_you_mean
 from ._errors import ConfigError, Problem
+from ._lockfile import read_lock
 from ._tomlsource import decode_error_line, read_toml
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for InlineKeyboardButton.callback_data
@@ -36,6 +37,7 @@ class ProviderSettings:
     fallback_model: str | None = None
     timeouts: Timeouts = Timeouts()
     headers: dict[str, str] = field(default_factory=dict)
+    public_models: bool = False  # GET /models answers without a key (OpenRouter's does)
 
     def api_key(self) -> str | None:
         value = os.environ.get(self.key_env, "").strip()
@@ -44,9 +46,12 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
+    """A menu entry: the user's intent. ``ids`` are the provider's ids it may use, preferred first;
+    which one is in use comes from the provider's live ``GET /models`` (``_providers.catalog``)."""
+
     key: str
     provider: str
-    id: str
+    ids: tuple[str, ...]
     title: str
     button: str
     history_chars: int = 24000
@@ -67,7 +72,7 @@ class BotSettings:
     default_model: str
     languages: tuple[str, ...] = ("ru", "en")
     admins: frozenset[int] = frozenset()
-    fallback: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ()  # listed, then the others in settings order, minus excluded
     demo: str = "auto"
     group_model_changers: str = "chat_admins"  # who may change a group's model
     plugins: tuple[str, ...] = ()  # files (.py) or modules, relative to the settings file
@@ -75,6 +80,14 @@ class BotSettings:
     @property
     def default_language(self) -> str:
         return self.languages[0]
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """Where the served ids come from when a provider cannot be asked, and how often to ask."""
+
+    lock: str = "models.lock.toml"  # written by `statebot models --lock`; next to settings.toml
+    refresh_seconds: float = 3600.0  # GET /models again this often (and after a model_not_found)
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,12 @@ class Settings:
     access: AccessSettings = AccessSettings()
     path: str = "settings.toml"
     telegram: TelegramSettings = TelegramSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    locked: dict[str, str] = field(default_factory=dict)  # entry key → id, from the lock file
+
+    def lock_path(self) -> Path:
+        """The lock file, relative to the settings file's folder unless absolute."""
+        return Path(self.path).parent / self.catalog.lock
 
     def models_of(self, provider: str) -> list[ModelSettings]:
         return [m for m in self.models.values() if m.provider == provider]
@@ -141,19 +160,28 @@ class Settings:
         return not any(p.api_key() for p in self.providers.values())
 
 
-_TOP = ("bot", "health", "store", "providers", "models", "telegram", "access")
+_TOP = ("bot", "health", "store", "providers", "models", "telegram", "access", "catalog")
 _BOT = (
     "default_model",
     "languages",
     "admins",
     "fallback",
+    "fallback_exclude",
     "demo",
     "group_model_changers",
     "plugins",
 )
 _CHANGERS = ("anyone", "chat_admins", "bot_admins")
-_PROVIDER = ("title", "base_url", "key_env", "fallback_model", "timeouts", "headers")
-_MODEL = ("provider", "id", "title", "button", "history_chars")
+_PROVIDER = (
+    "title",
+    "base_url",
+    "key_env",
+    "fallback_model",
+    "timeouts",
+    "headers",
+    "public_models",
+)
+_MODEL = ("provider", "ids", "id", "title", "button", "history_chars")
 _DEMO = ("auto", "on", "off")
 _MODES = ("polling", "webhook")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -176,7 +204,15 @@ def load_settings(path: str | Path) -> Settings:
     settings = _parse(source.data, check, str(path))
     if check.problems or settings is None:
         raise ConfigError(check.problems)
-    return settings
+    locked, problems = read_lock(settings.lock_path())
+    if problems:
+        raise ConfigError(problems)
+    ids = {
+        key: entry.model_id
+        for key, entry in locked.items()
+        if key in settings.models and settings.models[key].provider == entry.provider
+    }
+    return replace(settings, locked=ids)
 
 
 def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
@@ -206,14 +242,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
             "e.g. admins = [123456789]",
         )
         admins = []
-    fallback = check.typed(bot_raw, "fallback", list, ("bot",), default=list(providers))
-    for index, name in enumerate(fallback):
-        if name not in providers:
-            check.add(
-                ("bot", "fallback", index),
-                f"unknown provider '{name}'",
-                did_you_mean(str(name), providers) or "use a key of [providers]",
-            )
+    fallback = _fallback_order(bot_raw, check, providers)
     demo = check.typed(bot_raw, "demo", str, ("bot",), default="auto")
     if demo not in _DEMO:
         check.add(("bot", "demo"), f"must be one of {', '.join(_DEMO)}", did_you_mean(demo, _DEMO))
@@ -237,6 +266,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
     )
     telegram = _parse_telegram(check.table(data, "telegram", ()), check)
     access = _parse_access(check.table(data, "access", ()), check)
+    catalog = _parse_catalog(check.table(data, "catalog", ()), check)
     if default_model is None:
         return None
     return Settings(
@@ -244,7 +274,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
             default_model=default_model,
             languages=tuple(languages),
             admins=frozenset(admins),
-            fallback=tuple(n for n in fallback if n in providers),
+            fallback=fallback,
             demo=demo,
             group_model_changers=changers,
             plugins=tuple(plugins),
@@ -256,6 +286,55 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
         path=path,
         telegram=telegram,
         access=access,
+        catalog=catalog,
+    )
+
+
+def _fallback_order(
+    bot_raw: dict[str, Any], check: Checker, providers: dict[str, ProviderSettings]
+) -> tuple[str, ...]:
+    """``fallback`` first, then every other configured provider in settings order, minus
+    ``fallback_exclude``: a provider added to settings.toml takes part without further edits."""
+    listed = check.typed(bot_raw, "fallback", list, ("bot",), default=[])
+    excluded = check.typed(bot_raw, "fallback_exclude", list, ("bot",), default=[])
+    for key, names in (("fallback", listed), ("fallback_exclude", excluded)):
+        for index, name in enumerate(names):
+            if not isinstance(name, str) or name not in providers:
+                check.add(
+                    ("bot", key, index),
+                    f"unknown provider '{name}'",
+                    did_you_mean(str(name), providers) or "use a key of [providers]",
+                )
+            elif key == "fallback_exclude" and name in listed:
+                check.add(
+                    ("bot", key, index),
+                    f"'{name}' is both in fallback and in fallback_exclude",
+                    "remove it from one of them",
+                )
+    order = [n for n in listed if n in providers]
+    order += [n for n in providers if n not in order]
+    return tuple(dict.fromkeys(n for n in order if n not in excluded))
+
+
+def _parse_catalog(raw: dict[str, Any], check: Checker) -> CatalogSettings:
+    where = ("catalog",)
+    defaults = CatalogSettings()
+    check.known_keys(raw, where, ("lock", "refresh_seconds"))
+    lock = check.typed(raw, "lock", str, where, default=defaults.lock)
+    if not lock.strip():
+        check.add((*where, "lock"), "must be a file name", 'e.g. lock = "models.lock.toml"')
+        lock = defaults.lock
+    refresh = check.typed(raw, "refresh_seconds", (int, float), where, default=None)
+    if refresh is not None and refresh < 60:
+        check.add(
+            (*where, "refresh_seconds"),
+            "must be 60 or more",
+            "providers' model lists change daily at most; 3600 is a good value",
+        )
+        refresh = None
+    return CatalogSettings(
+        lock=lock,
+        refresh_seconds=float(refresh) if refresh is not None else defaults.refresh_seconds,
     )
 
 
@@ -305,6 +384,7 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
             }
         )
         headers = check.typed(table, "headers", dict, where, default={})
+        public_models = check.typed(table, "public_models", bool, where, default=False)
         if base_url and key_env:
             providers[name] = ProviderSettings(
                 name=name,
@@ -314,6 +394,7 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
                 fallback_model=check.typed(table, "fallback_model", str, where),
                 timeouts=timeouts,
                 headers={str(k): str(v) for k, v in headers.items()},
+                public_models=public_models,
             )
     return providers
 
@@ -343,12 +424,12 @@ def _parse_models(
                 f"unknown provider '{provider}'",
                 did_you_mean(provider, providers) or "use a key of [providers]",
             )
-        model_id = check.typed(table, "id", str, where, required=True)
+        ids = _model_ids(table, check, where)
         title = check.typed(table, "title", str, where, default=key)
         button = check.typed(table, "button", str, where, default=title)
         budget = check.typed(table, "history_chars", int, where, default=24000)
-        if provider in providers and model_id:
-            models[key] = ModelSettings(key, provider, model_id, title, button, budget)
+        if provider in providers and ids:
+            models[key] = ModelSettings(key, provider, ids, title, button, budget)
     for name, provider_settings in providers.items():
         fallback_model = provider_settings.fallback_model
         if fallback_model is not None and models.get(fallback_model) is None:
@@ -364,6 +445,39 @@ def _parse_models(
                 f"pick a model of {name}",
             )
     return models
+
+
+def _model_ids(table: dict[str, Any], check: Checker, where: tuple[str, ...]) -> tuple[str, ...]:
+    """``ids = [...]`` in order of preference, or a single ``id`` as a one-element list."""
+    if "id" in table and "ids" in table:
+        check.add((*where, "id"), "give either id or ids, not both", "keep ids = [...]")
+        return ()
+    if "id" in table:
+        single = check.typed(table, "id", str, where)
+        if single is not None and not single.strip():
+            check.add((*where, "id"), "must not be empty", "the provider's model id")
+        return (single,) if single and single.strip() else ()
+    ids = check.typed(table, "ids", list, where, default=None)
+    if ids is None:
+        if "ids" not in table:
+            check.add(
+                (*where, "ids"),
+                "'ids' is required",
+                'the provider\'s model ids, preferred first: ids = ["llama-3.3-70b"]',
+            )
+        return ()
+    good = [i for i in ids if isinstance(i, str) and i.strip()]
+    if not ids or len(good) != len(ids):
+        check.add(
+            (*where, "ids"),
+            "must be a non-empty list of model ids (strings)",
+            'preferred first: ids = ["new-id", "older-id"]',
+        )
+        return ()
+    for index, model_id in enumerate(good):
+        if good.index(model_id) != index:
+            check.add((*where, "ids", index), f"'{model_id}' is listed twice", "list each id once")
+    return tuple(dict.fromkeys(good))
 
 
 def _parse_telegram(raw: dict[str, Any], check: Checker) -> TelegramSettings:

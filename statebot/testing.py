@@ -5,7 +5,7 @@
     await chat.send("/start")
     assert chat.state == "welcome.greet"
     await chat.press("🤖 Выбрать модель")
-    await chat.press("⚡ Cerebras Llama 3.1")
+    await chat.press("⚡ Cerebras GPT-OSS 120B")
     kit.providers.fail("groq", 403)          # scripted providers: statebot.testing.ScriptedBackend
     kit.clock.advance(30)                    # a FakeClock: cooldowns and probes without sleeping
 
@@ -122,6 +122,8 @@ class BotKit:
         for name in missing_keys:
             key_env = loaded.providers[name].key_env
             bot.health.disable(name, f"no key: set {key_env}")
+            bot.catalog.no_key.add(name)
+        await bot.catalog.settle()  # the first listings: a real bot starts before they return
         return kit
 
     def chat(
@@ -137,6 +139,7 @@ class BotKit:
         return set(self.bot.engine.entered)
 
     async def settle(self) -> None:
+        await self.bot.catalog.settle()
         await self.bot.engine.settle()
         await self.bot.health.settle()
         await self.bot.engine.settle()
@@ -214,10 +217,12 @@ class ChatKit:
 
     @property
     def texts(self) -> list[str]:
-        """Every message text so far, answers included, in order."""
+        """Every message text so far, answers included (with their footer), in order."""
         out = []
         for effect in self.effects:
-            if isinstance(effect, Reply | Notice | AnswerDone):
+            if isinstance(effect, AnswerDone) and effect.footer:
+                out.append(f"{effect.text}\n\n{effect.footer}")
+            elif isinstance(effect, Reply | Notice | AnswerDone):
                 out.append(effect.text)
         return out
 

@@ -37,7 +37,8 @@ SETTINGS = ROOT / "settings.toml"
 FLOWS = ROOT / "flows"
 
 PROVIDERS = ("groq", "cerebras", "openrouter")
-GROQ_LLAMA, CEREBRAS_LLAMA = "llama-3.3-70b-versatile", "llama3.1-8b"
+GROQ_MODEL, CEREBRAS_MODEL = "openai/gpt-oss-120b", "gpt-oss-120b"
+FALLBACK_FOOTER = "\n\n— ⚡ GPT-OSS 120B · Cerebras"  # a fallback's answer names its model
 SECRET = "e2e-FAKE-webhook-secret_0123456789"
 KEYS = {  # obviously fake: no real provider would take them
     "GROQ_API_KEY": "gsk_FAKE_e2e_key",
@@ -51,12 +52,12 @@ WATCHDOG_SECONDS = 90.0  # a process still alive then is killed, whatever the te
 
 # The texts a user meets (flows/*.toml, settings.toml).
 WELCOME = "👋 Привет! Я бот для общения с языковыми моделями."
-MENU = "📋 Меню. Модель: 🚀 Llama 3.3 70B (Groq)"
+MENU = "📋 Меню. Модель: 🚀 GPT-OSS 120B (Groq)"
 CHOOSE = "🤖 Выбрать модель"
-CEREBRAS_BUTTON = "⚡ Cerebras Llama 3.1"
-CHOSEN = "✅ Модель: ⚡ Llama 3.1 8B (Cerebras). Напишите вопрос."
+CEREBRAS_BUTTON = "⚡ Cerebras GPT-OSS 120B"
+CHOSEN = "✅ Модель: ⚡ GPT-OSS 120B (Cerebras). Напишите вопрос."
 OFFER = "⚠️ Groq недоступен, попробуйте Cerebras"
-BY_CEREBRAS = "ℹ️ Ответила ⚡ Llama 3.1 8B (Cerebras); выбранная модель осталась прежней."
+BY_CEREBRAS = "ℹ️ Пока отвечает ⚡ GPT-OSS 120B (Cerebras); выбранная модель осталась прежней."
 TEMPORARY = "❌ Временная ошибка, попробуйте позже"
 INTERRUPTED = "⚠️ Бот перезапускался, и ответ прервался. Повторите вопрос, пожалуйста."
 
@@ -76,9 +77,11 @@ class Fakes:
         shipped = tomllib.loads(SETTINGS.read_text(encoding="utf-8"))
         self.llms = {
             name: FakeOpenAI(
-                [m["id"] for m in shipped["models"].values() if m["provider"] == name],
+                [i for m in shipped["models"].values() if m["provider"] == name for i in m["ids"]],
                 api_key=KEYS[shipped["providers"][name]["key_env"]],
                 max_hang=20.0,
+                dialect=name,
+                public_models=shipped["providers"][name].get("public_models", False),
             )
             for name in PROVIDERS
         }

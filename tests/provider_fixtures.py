@@ -52,13 +52,13 @@ def make_settings(timeouts: Timeouts | None = None) -> Settings:
         )
 
     models = [
-        ModelSettings("groq-llama-33", "groq", "llama-3.3-70b-versatile", "Llama", "Llama"),
-        ModelSettings("groq-kimi-k2", "groq", "moonshotai/kimi-k2-instruct", "Kimi", "Kimi"),
-        ModelSettings("cerebras-llama-31", "cerebras", "llama3.1-8b", "Llama 8B", "Llama 8B"),
-        ModelSettings("openrouter-glm-45", "openrouter", "z-ai/glm-4.5-air:free", "GLM", "GLM"),
+        ModelSettings("groq-gpt-oss-120b", "groq", ("openai/gpt-oss-120b",), "GPT", "GPT"),
+        ModelSettings("groq-qwen", "groq", ("qwen/qwen3.8-27b",), "Qwen", "Qwen"),
+        ModelSettings("cerebras-gpt-oss-120b", "cerebras", ("gpt-oss-120b",), "OSS", "OSS"),
+        ModelSettings("openrouter-free", "openrouter", ("openrouter/free",), "Free", "Free"),
     ]
     return Settings(
-        bot=BotSettings(default_model="groq-llama-33"),
+        bot=BotSettings(default_model="groq-gpt-oss-120b"),
         providers={
             "groq": provider("groq", "GROQ_API_KEY"),
             "cerebras": provider("cerebras", "CEREBRAS_API_KEY"),
@@ -168,11 +168,11 @@ OPENROUTER_CONTEXT = (
     "250000 tokens. Please reduce the length of either one."
 )
 GROQ_TPM = (
-    "Request too large for model `llama-3.3-70b-versatile` in organization `org_FAKE` service "
+    "Request too large for model `openai/gpt-oss-120b` in organization `org_FAKE` service "
     "tier `on_demand` on tokens per minute (TPM): Limit 12000, Requested 19200, please reduce "
     "your message size and try again."
 )
-GROQ_RPM = "Rate limit reached for model `llama-3.3-70b-versatile` on requests per minute (RPM)"
+GROQ_RPM = "Rate limit reached for model `openai/gpt-oss-120b` on requests per minute (RPM)"
 GROQ_RESETS = {"x-ratelimit-reset-requests": "2m59.56s", "x-ratelimit-reset-tokens": "7.66s"}
 CEREBRAS_RESETS = {
     "x-ratelimit-remaining-requests-day": "14390",

@@ -15,16 +15,16 @@ from statebot._settings import (
 
 KEYS = {"groq": "GROQ_API_KEY", "cerebras": "CEREBRAS_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
 CATALOG = [  # key, provider, id, title; the first model of each provider is its fallback model
-    ("groq-llama-33", "groq", "llama-3.3-70b-versatile", "🚀 Llama 3.3 70B"),
-    ("groq-kimi-k2", "groq", "moonshotai/kimi-k2-instruct-0905", "🌙 Kimi K2"),
-    ("cerebras-llama-31", "cerebras", "llama3.1-8b", "⚡ Llama 3.1 8B"),
-    ("openrouter-glm-45", "openrouter", "z-ai/glm-4.5-air:free", "🤖 GLM-4.5"),
+    ("groq-gpt-oss-120b", "groq", "openai/gpt-oss-120b", "🚀 GPT-OSS 120B"),
+    ("groq-qwen", "groq", "qwen/qwen3.8-27b", "🧠 Qwen 3.8 27B"),
+    ("cerebras-gpt-oss-120b", "cerebras", "gpt-oss-120b", "⚡ GPT-OSS 120B"),
+    ("openrouter-free", "openrouter", "openrouter/free", "🎲 Free router"),
 ]
-LLAMA, KIMI, CEREBRAS, GLM = (row[0] for row in CATALOG)
+GPT_OSS, QWEN, CEREBRAS, FREE = (row[0] for row in CATALOG)
 
 
 def make_settings(**health: Any) -> Settings:
-    models = {key: ModelSettings(key, p, id_, title, title) for key, p, id_, title in CATALOG}
+    models = {key: ModelSettings(key, p, (id_,), title, title) for key, p, id_, title in CATALOG}
     providers = {
         name: ProviderSettings(
             name, name.capitalize(), f"https://{name}.test/v1", env,
@@ -32,5 +32,5 @@ def make_settings(**health: Any) -> Settings:
         )
         for name, env in KEYS.items()
     }  # fmt: skip
-    bot = BotSettings(LLAMA, fallback=tuple(KEYS))
+    bot = BotSettings(GPT_OSS, fallback=tuple(KEYS))
     return Settings(bot, providers, models, HealthSettings(**health))

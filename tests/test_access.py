@@ -40,7 +40,7 @@ async def test_a_stranger_gets_a_polite_refusal_and_nothing_is_kept(
 
 async def test_a_stranger_cannot_press_either(private: BotKit) -> None:
     stranger = private.chat(99)
-    await stranger.press_data("model:cerebras-llama-31")
+    await stranger.press_data("model:cerebras-gpt-oss-120b")
     assert stranger.texts == [PRIVATE]
     assert (await stranger.record()).model is None
 
@@ -49,7 +49,7 @@ async def test_a_stranger_cannot_press_either(private: BotKit) -> None:
 async def test_the_allowed_and_the_admins_get_in(private: BotKit, user: int) -> None:
     chat = private.chat(user)
     await chat.send("hello")
-    assert chat.answers[-1].text == "[llama-3.3-70b-versatile] answer to: hello"
+    assert chat.answers[-1].text == "[openai/gpt-oss-120b] answer to: hello"
 
 
 async def test_the_question_limit_per_hour_with_its_message() -> None:

@@ -21,7 +21,7 @@ ADMIN_PRESSES = [
     "reload",
     "refresh",
     "toggle_provider:groq",
-    "default_model:groq-kimi-k2",
+    "default_model:groq-qwen",
 ]
 
 
@@ -41,7 +41,7 @@ async def test_admin_presses_forged_by_a_non_admin_change_nothing(
     await kit.bot.store.save(record)
     await chat.press_data(data)
     assert kit.bot.health.status("groq").state == "healthy"
-    assert kit.bot.engine.default_model == "groq-llama-33"
+    assert kit.bot.engine.default_model == "groq-gpt-oss-120b"
     assert (await chat.record()).state == start
     assert not any(t.startswith("♻️") for t in chat.texts)
 
@@ -78,8 +78,8 @@ async def test_admin_sees_usage_per_model(kit: BotKit) -> None:
     assert admin.state == "admin.usage"
     lines = admin.text.splitlines()
     assert lines[0] == "📊 Вопросов / без ответа: 2 / 0"
-    assert "• 🚀 Llama 3.3 70B: 2 / 1 / 0" in lines  # two requests, one failed
-    assert "• ⚡ Llama 3.1 8B: 1 / 0 / 1" in lines  # one answer in Groq's place
+    assert "• 🚀 GPT-OSS 120B: 2 / 1 / 0" in lines  # two requests, one failed
+    assert "• ⚡ GPT-OSS 120B: 1 / 0 / 1" in lines  # one answer in Groq's place
 
 
 async def test_usage_survives_a_restart(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ async def test_usage_survives_a_restart(tmp_path: Path) -> None:
         admin = kit.chat(ADMIN)
         await admin.send("/admin")
         await admin.press("📊 Статистика")
-        assert "• 🚀 Llama 3.3 70B: 1 / 0 / 0" in admin.text.splitlines()
+        assert "• 🚀 GPT-OSS 120B: 1 / 0 / 0" in admin.text.splitlines()
         assert (await kit.chat(8).record()).data["answers"] == 1
 
 

@@ -129,7 +129,7 @@ def test_chat_through_a_pipe_shows_the_demo_conversation() -> None:
     env.update({p.key_env: "" for p in settings.providers.values()})
     done = subprocess.run(
         [sys.executable, "-m", "statebot", "chat"],
-        input="/start\n1\n⚡ Cerebras Llama 3.1\nПривет\n",
+        input="/start\n1\n⚡ Cerebras GPT-OSS 120B\nПривет\n",
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -142,19 +142,20 @@ def test_chat_through_a_pipe_shows_the_demo_conversation() -> None:
     out = done.stdout
     assert "👋 Привет! Я бот для общения с языковыми моделями." in out
     assert "[1] 🤖 Выбрать модель   [2] 📋 Меню" in out
-    assert re.search(r"\[\d+\] ⚡ Cerebras Llama 3\.1", out)  # the models keyboard, after 1
-    assert "✅ Модель: ⚡ Llama 3.1 8B (Cerebras). Напишите вопрос." in out
+    assert re.search(r"\[\d+\] ⚡ Cerebras GPT-OSS 120B", out)  # the models keyboard, after 1
+    assert "✅ Модель: ⚡ GPT-OSS 120B (Cerebras). Напишите вопрос." in out
     assert "🧪 Demo: this is the offline demo model, not a real LLM." in out
-    assert "⚡ Llama 3.1 8B (cerebras) would answer: «Привет»" in out
+    assert "⚡ GPT-OSS 120B (cerebras) would answer: «Привет»" in out
     # in that order
-    order = ["👋 Привет!", "[1] 🤖 Выбрать модель", "✅ Модель: ⚡ Llama 3.1 8B", "🧪 Demo:"]
+    order = ["👋 Привет!", "[1] 🤖 Выбрать модель", "✅ Модель: ⚡ GPT-OSS 120B", "🧪 Demo:"]
     positions = [out.index(text) for text in order]
     assert positions == sorted(positions)
 
 
-def test_models_marks_ids_a_provider_no_longer_serves(
+def test_models_against_the_fakes_shows_the_id_in_use_and_writes_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Groq's fake no longer serves its first entry's ids; OpenRouter's listing is public."""
     import tomllib
 
     import tomli_w
@@ -162,23 +163,39 @@ def test_models_marks_ids_a_provider_no_longer_serves(
     from statebot._fakes.openai import FakeOpenAI
 
     data = tomllib.loads((ROOT / "settings.toml").read_text(encoding="utf-8"))
-    groq_ids = [m["id"] for m in data["models"].values() if m["provider"] == "groq"]
-    with FakeOpenAI(groq_ids[1:]) as groq:  # the provider no longer serves the first id
+    entries = {k: m for k, m in data["models"].items()}
+    groq_keys = [k for k, m in entries.items() if m["provider"] == "groq"]
+    retired, kept = groq_keys[0], groq_keys[1:]
+    kept_ids = [i for k in kept for i in entries[k]["ids"]]
+    router_ids = [i for m in entries.values() if m["provider"] == "openrouter" for i in m["ids"]]
+    with (
+        FakeOpenAI(kept_ids, api_key="gsk_FAKE_TEST_KEY") as groq,
+        FakeOpenAI(
+            router_ids, api_key="sk-or-FAKE", dialect="openrouter", public_models=True
+        ) as openrouter,
+    ):
         data["providers"]["groq"]["base_url"] = groq.base_url
+        data["providers"]["openrouter"]["base_url"] = openrouter.base_url
         (tmp_path / "settings.toml").write_text(tomli_w.dumps(data), encoding="utf-8")
         monkeypatch.setenv("GROQ_API_KEY", "gsk_FAKE_TEST_KEY")
-        monkeypatch.delenv("CEREBRAS_API_KEY", raising=False)
-        monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+        for name in ("CEREBRAS_API_KEY", "OPENROUTER_API_KEY"):
+            monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)  # no .env of the developer's
-        code = main(["models", "--settings", "settings.toml", "--flows", str(ROOT / "flows")])
+        flows = str(ROOT / "flows")
+        code = main(["models", "--settings", "settings.toml", "--flows", flows, "--lock"])
     out = capsys.readouterr().out
-    assert code == 1
-    missing = [line for line in out.splitlines() if groq_ids[0] in line]
-    assert missing and all("no longer served" in line or "missing" in line for line in missing)
-    assert all(
-        any(i in line and "served" in line for line in out.splitlines()) for i in groq_ids[1:]
-    )
-    assert "CEREBRAS_API_KEY" in out  # no key: unknown, and says which variable to set
+    print(out)  # the closing note quotes it
+    assert code == 1  # an entry has no id left
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:1].isalnum()}
+    assert rows[retired][2:] == ["—", "retired"]
+    assert all(rows[k][3:] == ["served"] for k in kept)
+    keyless = [k for k in entries if entries[k]["provider"] in ("cerebras", "openrouter")]
+    assert all(rows[k][3:] == ["no", "key"] for k in keyless)
+    assert "    no key: set OPENROUTER_API_KEY; served" in out  # its listing is public
+    assert "    no key: set CEREBRAS_API_KEY; not asked: first listed id" in out
+    assert openrouter.calls and all(name == "GET /models" for name, _ in openrouter.calls)
+    lock_text = (tmp_path / "models.lock.toml").read_text(encoding="utf-8")
+    assert f"[models.{kept[0]}]" in lock_text and f"[models.{retired}]" not in lock_text
 
 
 def test_the_readme_draws_every_shipped_flow_as_it_is() -> None:

@@ -10,13 +10,14 @@ from statebot.testing import BotKit
 
 OFFER = "⚠️ Groq недоступен, попробуйте Cerebras"
 TEMPORARY = "❌ Временная ошибка, попробуйте позже"
-BY_LLAMA = "ℹ️ Ответила ⚡ Llama 3.1 8B (Cerebras); выбранная модель осталась прежней."
+BY_CEREBRAS = "ℹ️ Пока отвечает ⚡ GPT-OSS 120B (Cerebras); выбранная модель осталась прежней."
+FOOTER = "\n\n— ⚡ GPT-OSS 120B · Cerebras"  # a fallback's answer names its model
 
 
 async def test_scenario_1_groq_works(kit: BotKit) -> None:
     chat = kit.chat()
     await chat.send("Привет")
-    assert chat.texts == ["[llama-3.3-70b-versatile] answer to: Привет"]
+    assert chat.texts == ["[openai/gpt-oss-120b] answer to: Привет"]
     assert kit.providers.count("cerebras") == 0
 
 
@@ -24,14 +25,14 @@ async def test_scenario_2_groq_403_offers_cerebras_shows_the_menu_and_answers(ki
     kit.providers.fail("groq", 403)
     chat = kit.chat()
     await chat.send("Привет")
-    assert chat.texts == [OFFER, "[llama3.1-8b] answer to: Привет", BY_LLAMA]
+    assert chat.texts == [OFFER, "[gpt-oss-120b] answer to: Привет" + FOOTER, BY_CEREBRAS]
     offer = chat.replies[0]
     labels = [b.label for row in offer.buttons for b in row]
-    assert "⚡ Cerebras Llama 3.1" in labels and "✅ 🚀 Groq Llama 3.3 ⛔" in labels
+    assert "⚡ Cerebras GPT-OSS 120B" in labels and "✅ 🚀 Groq GPT-OSS 120B ⛔" in labels
     assert (await chat.record()).model is None  # the choice stays the user's: Groq
     # the offer's menu works: choosing Cerebras from it
-    await chat.press("⚡ Cerebras Llama 3.1")
-    assert (await chat.record()).model == "cerebras-llama-31"
+    await chat.press("⚡ Cerebras GPT-OSS 120B")
+    assert (await chat.record()).model == "cerebras-gpt-oss-120b"
     assert chat.state == "chat.ready"
 
 
@@ -52,14 +53,22 @@ async def test_in_english_too(kit: BotKit) -> None:
     assert chat.texts[0] == "⚠️ Groq is unavailable, try Cerebras"
 
 
-async def test_missing_groq_key_at_start_up_offers_cerebras_without_calling_groq() -> None:
-    async with await BotKit.start(SETTINGS, FLOWS, missing_keys=["groq"]) as kit:
+async def test_without_a_groq_key_cerebras_is_the_default_and_nothing_is_said_about_groq() -> None:
+    async with await BotKit.start(SETTINGS, FLOWS, missing_keys=["groq"], admins=[ADMIN]) as kit:
         chat = kit.chat()
+        await chat.send("/start")
+        assert "Сейчас отвечает: ⚡ GPT-OSS 120B (Cerebras)" in chat.text
+        assert "• Groq" not in chat.text  # entries without a key are hidden from users
         await chat.send("/model")
-        assert "⛔ Groq: no key: set GROQ_API_KEY" in chat.text
+        assert not any("Groq" in label for label in chat.buttons)
+        assert "✅ ⚡ Cerebras GPT-OSS 120B" in chat.buttons
         await chat.send("Привет")
-        assert chat.texts[-3:] == [OFFER, "[llama3.1-8b] answer to: Привет", BY_LLAMA]
+        assert chat.texts[-1] == "[gpt-oss-120b] answer to: Привет"  # no notice, no footer
         assert kit.providers.count("groq") == 0
+        admin = kit.chat(ADMIN)
+        await admin.send("/model")  # admins see every entry, and why one is hidden
+        assert "⛔ Groq 🚀 GPT-OSS 120B: no key" in admin.text
+        assert "🚀 Groq GPT-OSS 120B ⛔" in admin.buttons
 
 
 async def test_the_notice_is_shown_once_per_change_and_once_per_chat(kit: BotKit) -> None:
@@ -68,7 +77,8 @@ async def test_the_notice_is_shown_once_per_change_and_once_per_chat(kit: BotKit
     await first.send("one")
     await first.send("two")
     assert first.texts.count(OFFER) == 1
-    assert first.texts.count(BY_LLAMA) == 2  # every answer names the model that gave it
+    assert first.texts.count(BY_CEREBRAS) == 1  # told once per change of the answering model
+    assert [a.footer for a in first.answers] == [FOOTER.strip()] * 2  # every answer names it
     await second.send("one")  # the first meeting with a provider already down counts
     assert second.texts[0] == OFFER
 
@@ -81,12 +91,12 @@ async def test_a_429_cools_the_model_down_until_the_announced_reset(kit: BotKit)
     kit.clock.advance(29)
     await chat.send("two")
     assert kit.providers.count("groq") == 1  # still cooling down: not asked
-    assert chat.answers[-1].model != "groq-llama-33"
+    assert chat.answers[-1].model != "groq-gpt-oss-120b"
     kit.clock.advance(1)
     await kit.settle()
     await chat.send("three")
     assert kit.providers.count("groq") == 2
-    assert chat.answers[-1].text == "[llama-3.3-70b-versatile] answer to: three"
+    assert chat.answers[-1].text == "[openai/gpt-oss-120b] answer to: three"
     assert "✅ Groq снова работает." in chat.texts
 
 
@@ -99,7 +109,7 @@ async def test_an_open_provider_gets_no_user_request_and_one_probe_per_interval(
         await chat.send("question")
     failures_to_open = kit.bot.settings.health.failures_to_open
     assert kit.providers.count("groq", probes=False) == failures_to_open
-    assert all(c.answers[-1].model == "cerebras-llama-31" for c in chats)
+    assert all(c.answers[-1].model == "cerebras-gpt-oss-120b" for c in chats)
 
     kit.clock.advance(30)  # the first open interval ends: one probe, still failing
     await kit.settle()
@@ -113,7 +123,7 @@ async def test_an_open_provider_gets_no_user_request_and_one_probe_per_interval(
     await kit.settle()
     assert kit.providers.count("groq", probes=True) == 2
     await chats[0].send("back?")
-    assert chats[0].answers[-1].model == "groq-llama-33"
+    assert chats[0].answers[-1].model == "groq-gpt-oss-120b"
 
 
 async def test_admins_are_told_when_a_provider_goes_down_and_comes_back(kit: BotKit) -> None:
@@ -140,8 +150,7 @@ async def test_a_stream_broken_after_its_first_piece_keeps_the_partial(kit: BotK
     [
         (403, "⛔ Groq: HTTP 403 (auth)", "⛔"),  # the whole provider
         (401, "⛔ Groq: HTTP 401 (auth)", "⛔"),
-        (404, "⛔ Groq 🚀 Llama 3.3 70B: HTTP 404 (model_gone)", "⛔"),  # one model only
-        (429, "⏳ Groq 🚀 Llama 3.3 70B: HTTP 429 (rate_limited), до 00:01 UTC", "⏳"),
+        (429, "⏳ Groq 🚀 GPT-OSS 120B: HTTP 429 (rate_limited), до 00:01 UTC", "⏳"),
     ],
 )
 async def test_the_model_menu_shows_why_and_until_when_a_model_cannot_serve(
@@ -152,5 +161,5 @@ async def test_the_model_menu_shows_why_and_until_when_a_model_cannot_serve(
     await chat.send("hi")
     await chat.send("/model")
     assert chat.text.splitlines()[1:] == [note]
-    assert f"✅ 🚀 Groq Llama 3.3 {badge}" in chat.buttons
-    assert "🔍 Groq Scout" + (" ⛔" if note.startswith("⛔ Groq:") else "") in chat.buttons
+    assert f"✅ 🚀 Groq GPT-OSS 120B {badge}" in chat.buttons
+    assert "🪶 Groq GPT-OSS 20B" + (" ⛔" if note.startswith("⛔ Groq:") else "") in chat.buttons

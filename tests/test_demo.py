@@ -23,7 +23,7 @@ async def test_the_demo_model_says_plainly_that_it_is_a_demo(demo: BotKit) -> No
     chat = demo.chat()
     await chat.send("What is 2+2?")
     assert chat.text.startswith("🧪 Demo: this is the offline demo model, not a real LLM.")
-    assert "🚀 Llama 3.3 70B (groq) would answer: «What is 2+2?»" in chat.text
+    assert "🚀 GPT-OSS 120B (groq) would answer: «What is 2+2?»" in chat.text
 
 
 async def test_demo_outage_shows_the_seeds_degradation(demo: BotKit) -> None:
@@ -35,10 +35,10 @@ async def test_demo_outage_shows_the_seeds_degradation(demo: BotKit) -> None:
     assert chat.text.startswith("🧪 Демо: groq → HTTP 403")
     await chat.send("Привет")
     assert "⚠️ Groq недоступен, попробуйте Cerebras" in chat.texts
-    assert "⚡ Llama 3.1 8B (cerebras) would answer" in chat.answers[-1].text
+    assert "⚡ GPT-OSS 120B (cerebras) would answer" in chat.answers[-1].text
     await chat.send("/demo off")
     await chat.send("Снова")
-    assert "🚀 Llama 3.3 70B (groq) would answer" in chat.answers[-1].text
+    assert "🚀 GPT-OSS 120B (groq) would answer" in chat.answers[-1].text
 
 
 @pytest.mark.parametrize("words", ["/demo mars 403", "/demo groq teapot", "/demo groq 200"])
@@ -54,4 +54,4 @@ async def test_demo_is_refused_outside_the_demo_mode(kit: BotKit) -> None:
     await chat.send("/demo groq 403")
     assert chat.text == "🧪 /demo работает только в демо-режиме (когда не задан ни один ключ)."
     await chat.send("hi")
-    assert chat.answers[-1].model == "groq-llama-33"
+    assert chat.answers[-1].model == "groq-gpt-oss-120b"

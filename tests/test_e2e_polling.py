@@ -11,10 +11,11 @@ import pytest
 from e2e_support import (
     BY_CEREBRAS,
     CEREBRAS_BUTTON,
-    CEREBRAS_LLAMA,
+    CEREBRAS_MODEL,
     CHOOSE,
     CHOSEN,
-    GROQ_LLAMA,
+    FALLBACK_FOOTER,
+    GROQ_MODEL,
     INTERRUPTED,
     MENU,
     OFFER,
@@ -77,7 +78,7 @@ def answer_of(api: FakeBotApi, text: str, chat_id: int = CHAT) -> list[Sent]:
 
 
 def choose_cerebras(bot: BotProcess, api: FakeBotApi, chat_id: int = CHAT) -> list[int]:
-    """/menu → 🤖 Выбрать модель → ⚡ Cerebras Llama 3.1; returns the presses' update ids."""
+    """/menu → 🤖 Выбрать модель → ⚡ Cerebras GPT-OSS 120B; returns the presses' update ids."""
     api.user_message(chat_id, "/menu")
     menu = bot.sent(api, chat_id, "📋 Меню.")
     first = api.press(chat_id, data_of(menu, CHOOSE), menu.message_id)
@@ -104,9 +105,9 @@ def test_start_welcomes_with_the_catalog_and_the_commands_are_set_per_language(
 
     api.user_message(CHAT, "/start")
     welcome = bot.sent(api, CHAT, WELCOME)
-    for line in ("• Groq: 🚀 Llama 3.3 70B", "• Cerebras: ⚡ Llama 3.1 8B", "☀️ Solar Pro 3"):
+    for line in ("• Groq: 🚀 GPT-OSS 120B", "• Cerebras: ⚡ GPT-OSS 120B", "🟩 Nemotron 3"):
         assert line in welcome.text
-    assert "Сейчас отвечает: 🚀 Llama 3.3 70B" in welcome.text
+    assert "Сейчас отвечает: 🚀 GPT-OSS 120B" in welcome.text
     assert [label for label, _ in welcome.buttons] == [CHOOSE, "📋 Меню"]
 
     api.user_message(8, "/start", language="en")
@@ -125,7 +126,7 @@ def test_menu_choose_cerebras_edits_the_menu_in_place_then_cerebras_answers_in_a
     assert [s.text for s in menus] == [MENU]  # one message, edited twice
     edits = [s for s in api.sent_to(CHAT) if s.method == "editMessageText"]
     assert [s.message_id for s in edits] == [menus[0].message_id] * 2
-    assert edits[0].text.startswith("🤖 Выберите модель (сейчас: 🚀 Llama 3.3 70B")
+    assert edits[0].text.startswith("🤖 Выберите модель (сейчас: 🚀 GPT-OSS 120B")
     assert edits[1].text == CHOSEN
     assert [m["text"] for m in api.messages(CHAT) if m["from"]["is_bot"]] == [CHOSEN]
     assert all(api.callback_answer(p) is not None for p in presses)
@@ -133,7 +134,7 @@ def test_menu_choose_cerebras_edits_the_menu_in_place_then_cerebras_answers_in_a
     fakes.cerebras.pace = 0.3  # a few pieces, so that the draft shows the answer growing
     question = "Сколько будет 2+2?"
     api.user_message(CHAT, question)
-    expected = f"{CEREBRAS_LLAMA}: {question}"
+    expected = f"{CEREBRAS_MODEL}: {question}"
     bot.wait(api, lambda: answer_of(api, expected))
     bot.wait(api, lambda: api.calls_of("deleteMessage"))  # the ⏹ Stop message, when done
 
@@ -159,18 +160,18 @@ def test_groq_403_offers_cerebras_with_the_model_menu_and_cerebras_answers(
     bot.wait(api, lambda: BY_CEREBRAS in bot_texts(api, CHAT))
 
     texts = [t for t in bot_texts(api, CHAT) if not t.startswith("⏳")]  # ⏹ Stop's holder
-    assert texts == [OFFER, f"{CEREBRAS_LLAMA}: Привет", BY_CEREBRAS]
+    assert texts == [OFFER, f"{CEREBRAS_MODEL}: Привет{FALLBACK_FOOTER}", BY_CEREBRAS]
     offer = answer_of(api, OFFER)[0]
     labels = [label for label, _ in offer.buttons]
-    assert CEREBRAS_BUTTON in labels and "✅ 🚀 Groq Llama 3.3 ⛔" in labels
-    assert (fakes.groq.count(GROQ_LLAMA), asked(fakes.cerebras, "Привет")) == (1, 1)
+    assert CEREBRAS_BUTTON in labels and "✅ 🚀 Groq GPT-OSS 120B ⛔" in labels
+    assert (fakes.groq.count(GROQ_MODEL), asked(fakes.cerebras, "Привет")) == (1, 1)
     assert fakes.openrouter.count() == 0
 
     press = api.press(CHAT, data_of(offer, CEREBRAS_BUTTON), offer.message_id)  # the offer's menu
     bot.wait(api, lambda: api.callback_answer(press))
     bot.wait(api, lambda: CHOSEN in [s.text for s in api.sent_to(CHAT)])
     api.user_message(CHAT, "Ещё вопрос")
-    bot.wait(api, lambda: answer_of(api, f"{CEREBRAS_LLAMA}: Ещё вопрос"))
+    bot.wait(api, lambda: answer_of(api, f"{CEREBRAS_MODEL}: Ещё вопрос"))
     assert fakes.groq.count() == 1  # the chosen Cerebras asked directly
     assert bot_texts(api, CHAT).count(BY_CEREBRAS) == 1
 
@@ -184,7 +185,7 @@ def test_the_stop_message_of_a_fallback_answer_names_the_model_answering(
     api.user_message(CHAT, "Привет")
     bot.wait(api, lambda: BY_CEREBRAS in bot_texts(api, CHAT))
     holders = [t for t in bot_texts(api, CHAT) if t.startswith("⏳")]
-    assert holders == ["⏳ ⚡ Llama 3.1 8B"]  # Cerebras streams; today: "⏳ 🚀 Llama 3.3 70B"
+    assert holders == ["⏳ ⚡ GPT-OSS 120B"]  # Cerebras streams; today: "⏳ 🚀 GPT-OSS 120B"
 
 
 def test_everything_down_says_temporary_error_and_answers_nothing(
@@ -215,7 +216,7 @@ def test_sigterm_mid_answer_finishes_it_and_the_next_start_answers_what_came_mea
     update = api.user_message(CHAT, "вопрос до остановки")
     first.wait(api, lambda: asked(fakes.cerebras, "вопрос до остановки"))
     first.wait(api, lambda: api.calls_of("sendChatAction"))  # handled and saved: "typing"
-    before = f"{CEREBRAS_LLAMA}: вопрос до остановки"
+    before = f"{CEREBRAS_MODEL}: вопрос до остановки"
     assert not answer_of(api, before)  # the signal comes mid-answer
 
     assert first.stop(signal.SIGTERM) == 0, first.output()
@@ -226,7 +227,7 @@ def test_sigterm_mid_answer_finishes_it_and_the_next_start_answers_what_came_mea
     later = "вопрос, пока бот стоял"
     api.user_message(CHAT, later)
     second = start(procs, settings)
-    second.wait(api, lambda: answer_of(api, f"{CEREBRAS_LLAMA}: {later}"))  # still Cerebras
+    second.wait(api, lambda: answer_of(api, f"{CEREBRAS_MODEL}: {later}"))  # still Cerebras
     second.wait(api, lambda: not api.pending)
 
     assert len(answer_of(api, before)) == 1 and asked(fakes.cerebras, "вопрос до остановки") == 1
@@ -276,14 +277,14 @@ def test_sigkill_mid_answer_with_the_update_unconfirmed_repeats_nothing_after_a_
     later = "вопрос, пока бот лежал"
     api.user_message(CHAT, later)
     second = start(procs, settings)
-    second.wait(api, lambda: answer_of(api, f"{CEREBRAS_LLAMA}: {later}"))
+    second.wait(api, lambda: answer_of(api, f"{CEREBRAS_MODEL}: {later}"))
     second.wait(api, lambda: not api.pending)
 
     assert asked(fakes.cerebras, question) == 1  # the redelivered question is not asked again
     assert not [s for s in api.sent_to(CHAT) if question in s.text]
     assert bot_texts(api, CHAT).count(INTERRUPTED) == 1  # the cut-off answer is owned up to
     assert asked(fakes.cerebras, later) == 1 and fakes.groq.count() == 0  # the choice survived
-    assert len(answer_of(api, f"{CEREBRAS_LLAMA}: {later}")) == 1
+    assert len(answer_of(api, f"{CEREBRAS_MODEL}: {later}")) == 1
     assert second.stop(signal.SIGTERM) == 0, second.output()
 
 

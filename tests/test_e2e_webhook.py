@@ -13,8 +13,9 @@ import pytest
 from e2e_support import (
     BY_CEREBRAS,
     CEREBRAS_BUTTON,
-    CEREBRAS_LLAMA,
-    GROQ_LLAMA,
+    CEREBRAS_MODEL,
+    FALLBACK_FOOTER,
+    GROQ_MODEL,
     OFFER,
     SECRET,
     START_SECONDS,
@@ -94,14 +95,14 @@ def test_the_webhook_is_set_health_answers_and_updates_are_answered_through_the_
     start = api.message_update(CHAT, "/start")
     assert api.post_update_to(webhook.url, start, SECRET) == 200
     welcome = process.sent(api, CHAT, WELCOME)
-    assert "• Cerebras: ⚡ Llama 3.1 8B" in welcome.text
+    assert "• Cerebras: ⚡ GPT-OSS 120B" in welcome.text
     sent = len(api.calls_of("sendMessage"))
     assert api.post_update_to(webhook.url, start, SECRET) == 200  # Telegram posts it again
     assert len(api.calls_of("sendMessage")) == sent  # handled once: the 200 comes after handling
 
     webhook.fakes.groq.pace = 0.3
     assert webhook.post(CHAT, "Привет")[1] == 200
-    expected = f"{GROQ_LLAMA}: Привет"  # the default model
+    expected = f"{GROQ_MODEL}: Привет"  # the default model
     process.wait(api, lambda: expected in bot_texts(api, CHAT))
     assert asked(webhook.fakes.groq, "Привет") == 1 and webhook.fakes.cerebras.count() == 0
     assert api.calls_of("sendMessageDraft"), api.describe()
@@ -141,7 +142,7 @@ def test_groq_403_offers_cerebras_and_cerebras_answers_in_webhook_mode(webhook: 
     process.wait(api, lambda: BY_CEREBRAS in bot_texts(api, CHAT))
 
     texts = [t for t in bot_texts(api, CHAT) if not t.startswith("⏳")]  # ⏹ Stop's holder
-    assert texts == [OFFER, f"{CEREBRAS_LLAMA}: Привет", BY_CEREBRAS]
+    assert texts == [OFFER, f"{CEREBRAS_MODEL}: Привет{FALLBACK_FOOTER}", BY_CEREBRAS]
     offer = last_sent(api, CHAT, OFFER)
     assert offer is not None and CEREBRAS_BUTTON in [label for label, _ in offer.buttons]
-    assert (fakes.groq.count(GROQ_LLAMA), asked(fakes.cerebras, "Привет")) == (1, 1)
+    assert (fakes.groq.count(GROQ_MODEL), asked(fakes.cerebras, "Привет")) == (1, 1)

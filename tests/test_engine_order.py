@@ -34,10 +34,10 @@ async def test_a_slow_chat_does_not_hold_up_another() -> None:
         stuck = asyncio.ensure_future(slow.send("/menu", wait=False))
         await quick.send("/start")
         await quick.press("🤖 Выбрать модель")
-        await quick.press("⚡ Cerebras Llama 3.1")
+        await quick.press("⚡ Cerebras GPT-OSS 120B")
         await quick.send("hello")
         assert quick.state == "chat.ready"
-        assert quick.answers[-1].text == "[llama3.1-8b] answer to: hello"
+        assert quick.answers[-1].text == "[gpt-oss-120b] answer to: hello"
         assert not stuck.done()  # chat 1 is still waiting for its store
         store.gate.set()
         await stuck

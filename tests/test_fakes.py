@@ -47,7 +47,7 @@ async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 def llm() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(models=["llama-3.3-70b-versatile", "qwen-3"], api_key="gsk_test") as fake:
+    with FakeOpenAI(models=["openai/gpt-oss-120b", "qwen-3"], api_key="gsk_test") as fake:
         yield fake
 
 
@@ -259,16 +259,16 @@ def test_whole_answers_echo_or_scripted_and_counted(llm: FakeOpenAI) -> None:
     llm.answer("Scripted", model="qwen-3")
     question = {"messages": [{"role": "user", "content": "Привет"}]}
 
-    echo = _post(llm, {"model": "llama-3.3-70b-versatile", **question}).json()
+    echo = _post(llm, {"model": "openai/gpt-oss-120b", **question}).json()
     scripted = _post(llm, {"model": "qwen-3", **question}).json()
 
     assert echo["choices"][0]["message"] == {
         "role": "assistant",
-        "content": "llama-3.3-70b-versatile: Привет",
+        "content": "openai/gpt-oss-120b: Привет",
     }
     assert echo["choices"][0]["finish_reason"] == "stop" and echo["object"] == "chat.completion"
     assert scripted["choices"][0]["message"]["content"] == "Scripted"
-    assert (llm.count("qwen-3"), llm.count("llama-3.3-70b-versatile"), llm.count()) == (1, 1, 2)
+    assert (llm.count("qwen-3"), llm.count("openai/gpt-oss-120b"), llm.count()) == (1, 1, 2)
     assert llm.headers[0]["authorization"] == "Bearer gsk_test"
 
 
@@ -292,13 +292,13 @@ def test_streamed_answer_is_sse_with_a_stop_chunk_and_done(llm: FakeOpenAI) -> N
 
 def test_scripted_errors_per_model_then_recover(llm: FakeOpenAI) -> None:
     forbidden = {"error": {"message": "Forbidden", "type": "permission_error"}}
-    llm.fail(403, forbidden, model="llama-3.3-70b-versatile", times=1)
+    llm.fail(403, forbidden, model="openai/gpt-oss-120b", times=1)
     llm.fail(429, headers={"retry-after": "2"})  # every other model, until reset
 
-    first = _post(llm, {"model": "llama-3.3-70b-versatile", "messages": []})
+    first = _post(llm, {"model": "openai/gpt-oss-120b", "messages": []})
     other = _post(llm, {"model": "qwen-3", "messages": []})
     llm.reset()
-    again = _post(llm, {"model": "llama-3.3-70b-versatile", "messages": []})
+    again = _post(llm, {"model": "openai/gpt-oss-120b", "messages": []})
 
     assert (first.status_code, first.json()) == (403, forbidden)
     assert other.status_code == 429 and other.headers["retry-after"] == "2"
@@ -309,7 +309,7 @@ def test_scripted_errors_per_model_then_recover(llm: FakeOpenAI) -> None:
 
 def test_models_listing(llm: FakeOpenAI) -> None:
     listing = httpx.get(f"{llm.base_url}/models", headers={"Authorization": "Bearer gsk_test"})
-    assert [m["id"] for m in listing.json()["data"]] == ["llama-3.3-70b-versatile", "qwen-3"]
+    assert [m["id"] for m in listing.json()["data"]] == ["openai/gpt-oss-120b", "qwen-3"]
     assert llm.count() == 0  # a listing is not a completion
 
 
@@ -326,7 +326,7 @@ def test_hang_delay_and_a_broken_stream(llm: FakeOpenAI) -> None:
     assert 0.2 <= time.monotonic() - started < 1.0
 
     llm.break_after(2, text="one two three four")
-    body = {"model": "llama-3.3-70b-versatile", "messages": [], "stream": True}
+    body = {"model": "openai/gpt-oss-120b", "messages": [], "stream": True}
     url, headers = f"{llm.base_url}/chat/completions", {"Authorization": "Bearer gsk_test"}
     seen: list[str] = []
     with (

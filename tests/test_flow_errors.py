@@ -601,7 +601,11 @@ def test_broken_flows_and_broken_settings_are_reported_together(tmp_path: Path) 
     flow = apply(root, Edit("flows/model_choice.toml", 'go = "chat.ready"', 'go = "chat.redy"'))
     settings = apply(
         root,
-        Edit("settings.toml", 'default_model = "groq-llama-33"', 'default_model = "groq-llama-3"'),
+        Edit(
+            "settings.toml",
+            'default_model = "groq-gpt-oss-120b"',
+            'default_model = "groq-gpt-oss-12"',
+        ),
     )
     problems = problems_of(root, match="2 problems")
     in_flow = the_problem(
@@ -609,8 +613,8 @@ def test_broken_flows_and_broken_settings_are_reported_together(tmp_path: Path) 
     )
     assert in_flow.line == line_of(flow, "chat.redy")
     in_settings = the_problem(problems, root / "settings.toml", "bot.default_model")
-    assert in_settings.line == line_of(settings, 'groq-llama-3"')
-    assert "did you mean 'groq-llama-33'?" in in_settings.hint
+    assert in_settings.line == line_of(settings, 'groq-gpt-oss-12"')
+    assert "did you mean 'groq-gpt-oss-120b'?" in in_settings.hint
 
 
 # --- what check lets through on purpose --------------------------------------------------------

@@ -17,8 +17,8 @@ async def _snapshot(chat: ChatKit, kit: BotKit) -> tuple[object, ...]:
 @pytest.mark.parametrize(
     "data",
     [
-        "model:cerebras-llama-31",  # a button of another state (the model menu)
-        "default_model:groq-kimi-k2",  # an admin-only keyboard
+        "model:cerebras-gpt-oss-120b",  # a button of another state (the model menu)
+        "default_model:groq-qwen",  # an admin-only keyboard
         "admin",  # an admin-only button hidden from this user
         "set_default",  # a button of the admin panel
         "lang:en",  # the language menu's button
@@ -60,8 +60,8 @@ async def test_an_admin_press_forged_by_a_non_admin_in_the_admin_panel_state(kit
     record = await chat.record()
     record.state = "admin.default_model"  # as if a flow bug or a stale store put it there
     await kit.bot.store.save(record)
-    await chat.press_data("default_model:groq-kimi-k2")
-    assert kit.bot.engine.default_model == "groq-llama-33"
+    await chat.press_data("default_model:groq-qwen")
+    assert kit.bot.engine.default_model == "groq-gpt-oss-120b"
     assert await kit.bot.store.get_setting("default_model") is None
 
 
@@ -69,14 +69,14 @@ async def test_the_same_press_works_for_an_admin(kit: BotKit) -> None:
     admin = kit.chat(ADMIN)
     await admin.send("/admin")
     await admin.press_data("set_default")
-    await admin.press_data("default_model:groq-kimi-k2")
-    assert kit.bot.engine.default_model == "groq-kimi-k2"
+    await admin.press_data("default_model:groq-qwen")
+    assert kit.bot.engine.default_model == "groq-qwen"
 
 
 async def test_a_press_on_an_old_menu_after_moving_on(kit: BotKit) -> None:
     chat = kit.chat(7)
     await chat.send("/model")
-    old_button = chat.keyboard[4].data  # ⚡ Cerebras Llama 3.1 on the model menu
+    old_button = chat.keyboard[4].data  # ⚡ Cerebras GPT-OSS 120B on the model menu
     await chat.send("/lang")
     await chat.press_data(old_button)
     assert (await chat.record()).model is None

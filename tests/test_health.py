@@ -42,7 +42,7 @@ TABLE = [
     (Outcome.BAD_RESPONSE, "open", "healthy"),
     (Outcome.AUTH, "disabled", "healthy"),
     (Outcome.REGION, "disabled", "healthy"),
-    (Outcome.MODEL_GONE, "healthy", "disabled"),
+    (Outcome.MODEL_GONE, "healthy", "healthy"),  # a retired id is the catalog's business
     (Outcome.TOO_LONG, "healthy", "healthy"),
     (Outcome.BAD_REQUEST, "healthy", "healthy"),
 ]
@@ -52,15 +52,15 @@ TABLE = [
 def test_outcome_moves_health(outcome: Outcome, provider_state: str, model_state: str) -> None:
     health, _, _ = board()
     for _ in range(3):
-        health.record("groq-kimi-k2", outcome, reason="because")
+        health.record("groq-qwen", outcome, reason="because")
     assert health.status("groq").state == provider_state
-    assert health.status("groq", "groq-kimi-k2").state in (provider_state, model_state)
-    assert health.snapshot()[("groq", "groq-kimi-k2")].state == model_state
+    assert health.status("groq", "groq-qwen").state in (provider_state, model_state)
+    assert health.snapshot()[("groq", "groq-qwen")].state == model_state
     serves = provider_state == "healthy" and model_state == "healthy"
-    assert health.can_serve("groq-kimi-k2") is serves
+    assert health.can_serve("groq-qwen") is serves
     # a model's trouble stays with that model; the other providers never notice
-    assert health.can_serve("groq-llama-33") is (provider_state == "healthy")
-    assert health.can_serve("cerebras-llama-31")
+    assert health.can_serve("groq-gpt-oss-120b") is (provider_state == "healthy")
+    assert health.can_serve("cerebras-gpt-oss-120b")
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_outcome_moves_health(outcome: Outcome, provider_state: str, model_state
 def test_only_failures_in_a_row_open(outcomes: list[Outcome], state: str) -> None:
     health, _, _ = board()
     for outcome in outcomes:
-        health.record("groq-llama-33", outcome)
+        health.record("groq-gpt-oss-120b", outcome)
     assert health.status("groq").state == state
 
 
@@ -85,11 +85,11 @@ def test_missing_key_disables_from_the_start(monkeypatch: pytest.MonkeyPatch) ->
     status = health.status("groq")
     assert (status.state, status.reason) == ("disabled", "no key: set GROQ_API_KEY")
     assert status.episode >= 1
-    assert not health.can_serve("groq-llama-33") and not health.can_serve("groq-kimi-k2")
-    assert health.can_serve("cerebras-llama-31")
+    assert not health.can_serve("groq-gpt-oss-120b") and not health.can_serve("groq-qwen")
+    assert health.can_serve("cerebras-gpt-oss-120b")
     assert [(c.provider, c.new) for c in changes] == [("groq", "disabled")]
     demo = HealthBoard(make_settings(), FakeClock(), demo=True)
-    assert demo.can_serve("groq-llama-33")
+    assert demo.can_serve("groq-gpt-oss-120b")
 
 
 @pytest.mark.parametrize(("retry_after", "reset"), [(30.0, 30.0), (2.5, 2.5), (None, 60.0)])
@@ -97,19 +97,19 @@ def test_rate_limit_cools_the_model_until_the_announced_reset(
     retry_after: float | None, reset: float
 ) -> None:
     health, clock, changes = board()
-    health.record("groq-kimi-k2", Outcome.RATE_LIMITED, retry_after=retry_after)
-    status = health.status("groq", "groq-kimi-k2")
+    health.record("groq-qwen", Outcome.RATE_LIMITED, retry_after=retry_after)
+    status = health.status("groq", "groq-qwen")
     assert status.state == "cooldown"
     assert status.until_wall == pytest.approx(clock.wall() + reset)
-    assert health.can_serve("groq-llama-33")  # the other model of the provider still serves
+    assert health.can_serve("groq-gpt-oss-120b")  # the other model of the provider still serves
     clock.advance(reset - 0.001)
-    assert health.status("groq", "groq-kimi-k2").state == "cooldown"
+    assert health.status("groq", "groq-qwen").state == "cooldown"
     clock.advance(0.001)
-    assert health.status("groq", "groq-kimi-k2").state == "healthy"
-    assert health.can_serve("groq-kimi-k2")
+    assert health.status("groq", "groq-qwen").state == "healthy"
+    assert health.can_serve("groq-qwen")
     assert [(c.model_key, c.old, c.new) for c in changes] == [
-        ("groq-kimi-k2", "healthy", "cooldown"),
-        ("groq-kimi-k2", "cooldown", "healthy"),
+        ("groq-qwen", "healthy", "cooldown"),
+        ("groq-qwen", "cooldown", "healthy"),
     ]
 
 
@@ -122,7 +122,7 @@ async def test_backoff_doubles_up_to_the_cap() -> None:
 
     health, clock, _ = board(failing_probe, open_seconds=30, open_max_seconds=600)
     for _ in range(3):
-        health.record("groq-llama-33", Outcome.SERVER)
+        health.record("groq-gpt-oss-120b", Outcome.SERVER)
     waits = []
     for _ in range(7):
         status = health.status("groq")
@@ -130,12 +130,12 @@ async def test_backoff_doubles_up_to_the_cap() -> None:
         wait = status.until_wall - clock.wall()
         waits.append(wait)
         clock.advance(wait - 0.001)
-        assert health.status("groq").state == "open" and not health.can_serve("groq-llama-33")
+        assert health.status("groq").state == "open" and not health.can_serve("groq-gpt-oss-120b")
         clock.advance(0.001)
         assert health.status("groq").state == "half_open"
         await health.settle()
     assert waits == [30, 60, 120, 240, 480, 600, 600]
-    assert probes == [("groq", "groq-llama-33")] * 7  # one per open interval, fallback model
+    assert probes == [("groq", "groq-gpt-oss-120b")] * 7  # one per open interval, fallback model
 
 
 async def test_probe_success_closes_and_resets_the_wait() -> None:
@@ -149,19 +149,19 @@ async def test_probe_success_closes_and_resets_the_wait() -> None:
 
     health, clock, changes = board(probe)
     for _ in range(3):
-        health.record("groq-llama-33", Outcome.TIMEOUT)
+        health.record("groq-gpt-oss-120b", Outcome.TIMEOUT)
     clock.advance(30)
     await asyncio.sleep(0)
     clock.advance(1000)  # time passes while the probe is in flight: no second probe
     await asyncio.sleep(0)
     assert calls == 1 and health.status("groq").state == "half_open"
-    assert not health.can_serve("groq-llama-33")
+    assert not health.can_serve("groq-gpt-oss-120b")
     answer.set()
     await health.settle()
-    assert health.status("groq").state == "healthy" and health.can_serve("groq-llama-33")
+    assert health.status("groq").state == "healthy" and health.can_serve("groq-gpt-oss-120b")
     assert [c.new for c in changes if c.provider == "groq"] == ["open", "half_open", "healthy"]
     for _ in range(3):
-        health.record("groq-llama-33", Outcome.TIMEOUT)
+        health.record("groq-gpt-oss-120b", Outcome.TIMEOUT)
     until = health.status("groq").until_wall
     assert until is not None and until - clock.wall() == 30
 
@@ -173,12 +173,12 @@ def test_admin_disable_enable_and_episodes() -> None:
     assert (first.state, first.reason) == ("disabled", "maintenance")
     health.enable("cerebras")
     assert health.status("cerebras").state == "healthy"
-    health.record("groq-kimi-k2", Outcome.MODEL_GONE, reason="model_decommissioned")
+    health.disable_model("groq-qwen", "disabled by an admin")
     health.disable("cerebras", "again")
-    episodes = [health.status("cerebras").episode, health.status("groq", "groq-kimi-k2").episode]
+    episodes = [health.status("cerebras").episode, health.status("groq", "groq-qwen").episode]
     assert len({first.episode, *episodes}) == 3  # every departure from healthy is a new episode
-    health.enable_model("groq-kimi-k2")
-    assert health.can_serve("groq-kimi-k2")
+    health.enable_model("groq-qwen")
+    assert health.can_serve("groq-qwen")
     assert [(c.provider, c.new) for c in changes] == [
         ("cerebras", "disabled"),
         ("cerebras", "healthy"),
@@ -193,5 +193,5 @@ def test_a_failing_notifier_does_not_break_health() -> None:
         raise RuntimeError("telegram is down too")
 
     health = HealthBoard(make_settings(), FakeClock(), None, broken)
-    health.record("groq-llama-33", Outcome.AUTH)
+    health.record("groq-gpt-oss-120b", Outcome.AUTH)
     assert health.status("groq").state == "disabled"

@@ -48,7 +48,7 @@ def test_an_answer_is_never_sent_without_its_question() -> None:
 
 async def _small_budget_kit(chars: int) -> BotKit:
     settings = load_settings(SETTINGS)
-    model = dataclasses.replace(settings.models["groq-llama-33"], history_chars=chars)
+    model = dataclasses.replace(settings.models["groq-gpt-oss-120b"], history_chars=chars)
     settings = dataclasses.replace(settings, models={**settings.models, model.key: model})
     return await BotKit.start(settings, FLOWS)
 
@@ -71,11 +71,11 @@ async def test_the_user_is_told_once_when_old_turns_are_dropped() -> None:
 async def test_new_starts_a_fresh_conversation_and_keeps_the_model(kit: BotKit) -> None:
     chat = kit.chat()
     await chat.send("/model")
-    await chat.press("🧠 Cerebras Qwen 3")
+    await chat.press("🧠 Cerebras Qwen 3.8")
     await chat.send("remember 42")
     await chat.send("/new")
     record = await chat.record()
-    assert record.history == [] and record.model == "cerebras-qwen-3"
+    assert record.history == [] and record.model == "cerebras-qwen"
     await chat.send("what number?")
     assert [m["content"] for m in kit.providers.requests[-1].messages] == ["what number?"]
 
@@ -83,7 +83,7 @@ async def test_new_starts_a_fresh_conversation_and_keeps_the_model(kit: BotKit) 
 async def test_forget_deletes_everything_stored_about_the_chat(kit: BotKit) -> None:
     chat = kit.chat(language="en")
     await chat.send("/model")
-    await chat.press("🧠 Cerebras Qwen 3")
+    await chat.press("🧠 Cerebras Qwen 3.8")
     await chat.send("/lang")
     await chat.press("🇷🇺 Русский")
     await chat.send("my secret is 1234")
@@ -95,7 +95,7 @@ async def test_forget_deletes_everything_stored_about_the_chat(kit: BotKit) -> N
     assert fresh == ChatRecord(1)
     await chat.send("hello")  # the chat starts over with the defaults
     assert (await chat.record()).model is None
-    assert kit.providers.requests[-1].model == "llama-3.3-70b-versatile"
+    assert kit.providers.requests[-1].model == "openai/gpt-oss-120b"
 
 
 async def test_forget_during_an_answer_stops_it_and_keeps_nothing(kit: BotKit) -> None:

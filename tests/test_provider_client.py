@@ -41,7 +41,7 @@ from statebot._providers.base import ChatRequest
 from statebot._providers.client import OpenAICompatibleClient
 from statebot._settings import Timeouts
 
-MODEL = {"groq": "llama-3.3-70b-versatile", "cerebras": "llama3.1-8b", "openrouter": "z-ai/glm"}
+MODEL = {"groq": "openai/gpt-oss-120b", "cerebras": "gpt-oss-120b", "openrouter": "z-ai/glm"}
 MESSAGES = ({"role": "user", "content": "Привет"},)
 FAST = Timeouts(connect=0.2, first_token=0.05, total=0.15)
 
@@ -85,7 +85,7 @@ async def test_request_carries_key_model_messages_and_stream_flag(httpx_mock: HT
     assert sent.headers["Authorization"] == "Bearer gsk_FAKE_TEST_KEY"
     assert sent.headers["Accept"] == "text/event-stream"
     assert json.loads(sent.content) == {
-        "model": "llama-3.3-70b-versatile",
+        "model": "openai/gpt-oss-120b",
         "messages": [{"role": "user", "content": "Привет"}],
         "stream": True,
     }
@@ -299,10 +299,10 @@ async def test_non_stream_answer_only_has_the_total_deadline(httpx_mock: HTTPXMo
 
 
 async def test_list_models(httpx_mock: HTTPXMock) -> None:
-    listing = {"object": "list", "data": [{"id": "llama3.1-8b"}, {"id": "qwen-3-32b"}, {"x": 1}]}
+    listing = {"object": "list", "data": [{"id": "gpt-oss-120b"}, {"id": "qwen-3-32b"}, {"x": 1}]}
     httpx_mock.add_response(url=url("cerebras", "/models"), method="GET", json=listing)
     client = OpenAICompatibleClient(make_settings())
-    assert await client.list_models("cerebras") == ["llama3.1-8b", "qwen-3-32b"]
+    assert await client.list_models("cerebras") == ["gpt-oss-120b", "qwen-3-32b"]
     await client.aclose()
     sent = httpx_mock.get_request()
     assert sent is not None and sent.headers["Authorization"] == "Bearer csk-FAKE_TEST_KEY"

@@ -32,7 +32,7 @@ def test_secrets_are_masked_by_value_and_by_shape(text: str, hidden: str) -> Non
 
 
 def test_ordinary_text_is_left_alone() -> None:
-    text = "Groq 🚀 Llama 3.3 70B answered in 0.4 s; model llama-3.3-70b-versatile"
+    text = "Groq 🚀 GPT-OSS 120B answered in 0.4 s; model openai/gpt-oss-120b"
     assert Redactor(["short", GROQ])(text) == text
 
 

@@ -61,7 +61,7 @@ def test_sigkill_mid_answer_loses_nothing_confirmed_and_repeats_nothing(tmp_path
     db = tmp_path / "bot.db"
     first = Driver(db)
     first.send(1, text="/model")
-    first.send(2, press="model:cerebras-llama-31")
+    first.send(2, press="model:cerebras-gpt-oss-120b")
     first.send(3, text="warm-up")
     first.send(4, text="/demo cerebras slow")  # a word every 0.5 s: time to kill mid-answer
     first.send(5, text="first question", wait=False)
@@ -73,18 +73,18 @@ def test_sigkill_mid_answer_loses_nothing_confirmed_and_repeats_nothing(tmp_path
     second = Driver(db)
     repaired = [m["text"] for m in second.seen if m.get("effect") == "Reply"]
     assert repaired == ["⚠️ Бот перезапускался, и ответ прервался. Повторите вопрос, пожалуйста."]
-    assert second.send(2, press="model:cerebras-qwen-3")[-1] == {"skipped": 2}  # redelivered
+    assert second.send(2, press="model:cerebras-qwen")[-1] == {"skipped": 2}  # redelivered
     menu = second.send(6, text="/model")[0]
-    assert "✅ ⚡ Cerebras Llama 3.1" in menu["buttons"]  # the model chosen before the kill
+    assert "✅ ⚡ Cerebras GPT-OSS 120B" in menu["buttons"]  # the model chosen before the kill
     answer = second.send(7, text="second question")
-    assert any("⚡ Llama 3.1 8B (cerebras) would answer" in m["text"] for m in answer)
+    assert any("⚡ GPT-OSS 120B (cerebras) would answer" in m["text"] for m in answer)
     second.close()
 
     with sqlite3.connect(db) as conn:
         record = json.loads(
             conn.execute("SELECT record FROM chats WHERE chat_id = 1").fetchone()[0]
         )
-    assert record["model"] == "cerebras-llama-31"  # the model chosen before the kill
+    assert record["model"] == "cerebras-gpt-oss-120b"  # the model chosen before the kill
     assert record["state"] == "chat.ready"
     questions = [turn["content"] for turn in record["history"] if turn["role"] == "user"]
     assert questions == ["warm-up", "second question"]  # the cut-off answer was never finished

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from small_settings import CEREBRAS, KEYS, KIMI, LLAMA, make_settings
+from small_settings import CEREBRAS, GPT_OSS, KEYS, QWEN, make_settings
 
 from statebot._clock import FakeClock
 from statebot._errors import (
@@ -40,7 +40,7 @@ class World:
     sleeps: list[float] = field(default_factory=list)
     shown: list[str] = field(default_factory=list)
 
-    async def ask(self, model_key: str = LLAMA, text: str = "hi") -> RouteResult:
+    async def ask(self, model_key: str = GPT_OSS, text: str = "hi") -> RouteResult:
         async def on_delta(piece: str) -> None:
             self.shown.append(piece)
 
@@ -78,10 +78,10 @@ def names(result: RouteResult) -> list[str]:
 async def test_seed_1_groq_answers() -> None:
     w = world()
     result = await w.ask(text="привет")
-    assert result.text == "[llama-3.3-70b-versatile] answer to: привет"
-    assert (result.model_key, result.complete, result.events) == (LLAMA, True, [])
+    assert result.text == "[openai/gpt-oss-120b] answer to: привет"
+    assert (result.model_key, result.complete, result.events) == (GPT_OSS, True, [])
     assert "".join(w.shown) == result.text and len(w.shown) > 1  # streamed in pieces
-    assert [(a.model_key, a.outcome) for a in result.attempts] == [(LLAMA, Outcome.OK)]
+    assert [(a.model_key, a.outcome) for a in result.attempts] == [(GPT_OSS, Outcome.OK)]
 
 
 async def test_seed_2_groq_403_offers_cerebras_which_answers() -> None:
@@ -90,11 +90,11 @@ async def test_seed_2_groq_403_offers_cerebras_which_answers() -> None:
     result = await w.ask()
     assert names(result) == ["provider_down", "answered_by_fallback"]
     down, answered = (e.data for e in result.events)
-    assert down["provider"] == "groq" and down["model"] == LLAMA
+    assert down["provider"] == "groq" and down["model"] == GPT_OSS
     assert down["offered"] == CEREBRAS and down["episode"] == w.health.status("groq").episode
-    assert answered == {"model": CEREBRAS, "title": "⚡ Llama 3.1 8B"}
+    assert answered == {"model": CEREBRAS, "title": "⚡ GPT-OSS 120B"}
     assert (result.model_key, result.complete) == (CEREBRAS, True)
-    assert result.text.startswith("[llama3.1-8b]")
+    assert result.text.startswith("[gpt-oss-120b]")
     assert w.health.status("groq").state == "disabled"
     again = await w.ask()  # the chat keeps Groq; Groq is not asked again while disabled
     assert w.backend.count("groq") == 1 and again.model_key == CEREBRAS
@@ -134,14 +134,14 @@ async def test_failures_move_on_at_once(failure: int | Outcome) -> None:
     result = await w.ask()
     assert result.model_key == CEREBRAS and w.sleeps == []
     assert w.backend.count("groq") == 1
-    assert (await w.ask()).model_key in (LLAMA, CEREBRAS)  # the chat's choice is kept
+    assert (await w.ask()).model_key in (GPT_OSS, CEREBRAS)  # the chat's choice is kept
 
 
 async def test_a_fallback_answers_one_question_only() -> None:
     w = world()
     w.backend.fail("groq", 500, times=1)
     assert (await w.ask()).model_key == CEREBRAS
-    assert (await w.ask()).model_key == LLAMA
+    assert (await w.ask()).model_key == GPT_OSS
 
 
 @pytest.mark.parametrize(("status", "event"), [(413, "too_long"), (400, "bad_request")])
@@ -155,12 +155,12 @@ async def test_our_request_at_fault_stops(status: int, event: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("failure", "answered_by"), [(429, LLAMA), (404, LLAMA), (500, CEREBRAS), (403, CEREBRAS)]
+    ("failure", "answered_by"), [(429, GPT_OSS), (404, GPT_OSS), (500, CEREBRAS), (403, CEREBRAS)]
 )
 async def test_own_provider_fallback_only_for_model_trouble(failure: int, answered_by: str) -> None:
     w = world()
-    w.backend.fail("groq", failure, model=KIMI)
-    result = await w.ask(KIMI)
+    w.backend.fail("groq", failure, model=QWEN)
+    result = await w.ask(QWEN)
     assert result.model_key == answered_by
     assert result.events[0].data["offered"] == answered_by
 
@@ -201,7 +201,7 @@ async def test_half_open_sends_only_the_probe_and_its_success_brings_groq_back()
     await w.health.settle()
     assert w.health.status("groq").state == "healthy"
     result = await w.ask()
-    assert (result.model_key, result.events) == (LLAMA, [])
+    assert (result.model_key, result.events) == (GPT_OSS, [])
     assert w.backend.count("groq", probes=False) == 4
 
 
@@ -212,7 +212,7 @@ async def test_one_jittered_retry_on_capacity() -> None:
     w = world()
     w.backend.fail("groq", 503, times=1)
     result = await w.ask()
-    assert (result.model_key, result.events) == (LLAMA, [])
+    assert (result.model_key, result.events) == (GPT_OSS, [])
     assert [a.outcome for a in result.attempts] == [Outcome.CAPACITY, Outcome.OK]
     assert len(w.sleeps) == 1 and 0.25 <= w.sleeps[0] <= 0.75
 
@@ -234,7 +234,7 @@ async def test_stream_broken_after_first_piece_keeps_the_partial() -> None:
     w.backend.break_after("groq", pieces=1)
     result = await w.ask()
     assert names(result) == ["stream_broken"] and not result.complete
-    assert result.text == "".join(w.shown) != "" and result.model_key == LLAMA
+    assert result.text == "".join(w.shown) != "" and result.model_key == GPT_OSS
     assert w.backend.count("cerebras") == 0 and w.backend.count("openrouter") == 0
     assert result.attempts[-1].outcome is Outcome.BROKEN_STREAM
 
@@ -272,9 +272,9 @@ async def test_scripted_failures_raise_what_a_client_would(
     what: int | Outcome, cls: type[ProviderError], status: int | None
 ) -> None:
     backend = ScriptedBackend(make_settings())
-    backend.fail("groq", what, model=KIMI, retry_after=12)
+    backend.fail("groq", what, model=QWEN, retry_after=12)
     question = ({"role": "user", "content": "q"},)
-    request = ChatRequest("groq", "moonshotai/kimi-k2-instruct-0905", question)
+    request = ChatRequest("groq", "qwen/qwen3.8-27b", question)
     with pytest.raises(cls) as caught:
         async for _ in backend.stream(request):
             pass
@@ -283,9 +283,9 @@ async def test_scripted_failures_raise_what_a_client_would(
         cls, "groq", request.model, status
     )  # fmt: skip
     assert getattr(error, "retry_after", 12) == 12
-    answer = [p async for p in backend.stream(ChatRequest("groq", "llama-3.3-70b-versatile", ()))]
-    assert "".join(answer) == "[llama-3.3-70b-versatile] answer to: "  # other model unaffected
+    answer = [p async for p in backend.stream(ChatRequest("groq", "openai/gpt-oss-120b", ()))]
+    assert "".join(answer) == "[openai/gpt-oss-120b] answer to: "  # other model unaffected
     backend.recover("groq")
     assert [p async for p in backend.stream(request)] != []
-    assert backend.count("groq", model=KIMI) == 2 and backend.count(probes=True) == 0
-    assert await backend.list_models("cerebras") == ["llama3.1-8b"]
+    assert backend.count("groq", model=QWEN) == 2 and backend.count(probes=True) == 0
+    assert await backend.list_models("cerebras") == ["gpt-oss-120b"]

@@ -65,7 +65,7 @@ def test_not_one_secret_in_logs_calls_rows_or_errors(tmp_path: Path, fakes: Fake
         fakes.groq.fail(401, {"error": {"message": f"Invalid key {KEYS['GROQ_API_KEY']}"}})
         _say(bot, api, USER, "/start", "👋")
         _say(bot, api, USER, "/help", "ℹ️")
-        _say(bot, api, USER, "Привет", "ℹ️ Ответила")  # Groq 401 → Cerebras, with a traceback
+        _say(bot, api, USER, "Привет", "ℹ️ Пока отвечает")  # Groq 401 → Cerebras, with a traceback
         _say(bot, api, USER, "/menu", "📋")
         _press(bot, api, USER, "Выбрать модель")
         _press(bot, api, USER, "Cerebras Qwen 3")
@@ -82,7 +82,7 @@ def test_not_one_secret_in_logs_calls_rows_or_errors(tmp_path: Path, fakes: Fake
         _press(bot, api, ADMIN, "⬅️ Назад")
         _press(bot, api, ADMIN, "Перечитать")
         _press(bot, api, ADMIN, "Модель по умолчанию")
-        _press(bot, api, ADMIN, "Groq Kimi K2")
+        _press(bot, api, ADMIN, "Groq Qwen 3.8")
         _say(bot, api, USER, "/forget", "🗑")
         assert bot.stop(signal.SIGTERM) == 0, bot.output()
     finally:

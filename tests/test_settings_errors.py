@@ -14,11 +14,11 @@ from statebot._settings import load_env
 
 S = "settings.toml"
 # "default_model:" + a 51-character key is 65 bytes of callback data; "model:" + it only 57
-LONG_KEY = "cerebras-llama-31-" + "x" * 33
+LONG_KEY = "cerebras-gpt-oss-" + "x" * 34
 
 
 def new_model(key: str) -> str:
-    return f'\n[models.{key}]\nprovider = "cerebras"\nid = "llama3.1-8b"\n'
+    return f'\n[models.{key}]\nprovider = "cerebras"\nid = "gpt-oss-120b"\n'
 
 
 CASES = [
@@ -54,11 +54,11 @@ CASES = [
     ),
     pytest.param(
         Case(
-            Edit(S, 'default_model = "groq-llama-33"', 'default_model = "groq-llama-3"'),
+            Edit(S, 'default_model = "groq-gpt-oss-120b"', 'default_model = "groq-gpt-oss-12"'),
             "bot.default_model",
-            'default_model = "groq-llama-3"',
-            "unknown model 'groq-llama-3'",
-            "did you mean 'groq-llama-33'?",
+            'default_model = "groq-gpt-oss-12"',
+            "unknown model 'groq-gpt-oss-12'",
+            "did you mean 'groq-gpt-oss-120b'?",
         ),
         id="default-model-unknown",
     ),
@@ -66,10 +66,10 @@ CASES = [
         Case(
             Edit(
                 S,
-                '[models.groq-kimi-k2]\nprovider = "groq"',
-                '[models.groq-kimi-k2]\nprovider = "grok"',
+                '[models.groq-qwen]\nprovider = "groq"',
+                '[models.groq-qwen]\nprovider = "grok"',
             ),
-            "models.groq-kimi-k2.provider",
+            "models.groq-qwen.provider",
             'provider = "grok"',
             "unknown provider 'grok'",
             "did you mean 'groq'?",
@@ -88,21 +88,25 @@ CASES = [
     ),
     pytest.param(
         Case(
-            Edit(S, 'fallback_model = "cerebras-llama-31"', 'fallback_model = "groq-kimi-k2"'),
+            Edit(S, 'fallback_model = "cerebras-gpt-oss-120b"', 'fallback_model = "groq-qwen"'),
             "providers.cerebras.fallback_model",
-            'fallback_model = "groq-kimi-k2"',
-            "model 'groq-kimi-k2' belongs to groq",
+            'fallback_model = "groq-qwen"',
+            "model 'groq-qwen' belongs to groq",
             "pick a model of cerebras",
         ),
         id="fallback-model-of-another-provider",
     ),
     pytest.param(
         Case(
-            Edit(S, 'fallback_model = "cerebras-llama-31"', 'fallback_model = "cerebras-lama-31"'),
+            Edit(
+                S,
+                'fallback_model = "cerebras-gpt-oss-120b"',
+                'fallback_model = "cerebras-gpt-os-120b"',
+            ),
             "providers.cerebras.fallback_model",
-            'fallback_model = "cerebras-lama-31"',
-            "unknown model 'cerebras-lama-31'",
-            "did you mean 'cerebras-llama-31'?",
+            'fallback_model = "cerebras-gpt-os-120b"',
+            "unknown model 'cerebras-gpt-os-120b'",
+            "did you mean 'cerebras-gpt-oss-120b'?",
         ),
         id="fallback-model-unknown",
     ),

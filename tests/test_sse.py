@@ -124,7 +124,7 @@ def test_in_band_errors_raise_server_error(chunk: dict[str, object]) -> None:
 
 
 def test_event_error_raises_server_error_with_its_message() -> None:
-    decoder = StreamDecoder("cerebras", "llama3.1-8b")
+    decoder = StreamDecoder("cerebras", "gpt-oss-120b")
     with pytest.raises(ServerError, match="stream: overloaded upstream"):
         decoder.decode(SSEEvent('{"message": "overloaded upstream"}', "error"))
     with pytest.raises(ServerError, match="stream: not json at all"):

@@ -15,8 +15,9 @@ from statebot._transports.telegram_format import TEXT_LIMIT
 CODE = "\n".join(f"    print('строка {i} 🐍')" for i in range(300))
 LONG = f"😀 Вот код:\n\n```python\n{CODE}\n```\n\nГотово 🎉"
 MARKDOWN = "**Жирный** и `код`, [ссылка](https://example.com)"
-ANSWER = "[llama-3.3-70b-versatile] answer to: Привет"  # the scripted answer, in three pieces
-ONE, TWO = ANSWER[:15], ANSWER[:29]  # 15 + 14 + 14 characters
+ANSWER = "[openai/gpt-oss-120b] answer to: Привет"  # the scripted answer, in three pieces
+THIRD = len(ANSWER) // 3  # 39 characters: three pieces of 13
+ONE, TWO = ANSWER[:THIRD], ANSWER[: 2 * THIRD]
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ async def test_drafts_are_throttled_by_the_clock_in_a_private_chat(tg: TelegramK
 async def test_edits_are_throttled_in_a_group(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=2)
     await tg.send(-100, "@statebot_test_bot Привет", wait=False)
-    await tg.until(lambda: any(m.text.startswith("[llama") for m in tg.fake.chat(-100)))
+    await tg.until(lambda: any(m.text.startswith("[openai") for m in tg.fake.chat(-100)))
     await tg.settle_pushes()
     live = tg.fake.chat(-100)[-1]
     assert (live.text, live.labels) == (ONE, ["⏹ Стоп"])
@@ -82,7 +83,7 @@ async def test_edits_are_throttled_in_a_group(tg: TelegramKit) -> None:
     release.set()
     await tg.settle()
     assert (live.text, live.labels) == (
-        "[llama-3.3-70b-versatile] answer to: Привет",
+        "[openai/gpt-oss-120b] answer to: Привет",
         ["🔄 Ещё раз"],
     )
     assert tg.fake.called("sendMessageDraft") == []
@@ -105,7 +106,7 @@ async def test_a_long_answer_is_split_without_breaking_the_code_block(tg: Telegr
 
 
 async def test_a_long_answer_finishes_one_message_while_it_streams(tg: TelegramKit) -> None:
-    answer = "[llama-3.3-70b-versatile] " + "абв " * 1600  # 6427 units in three pieces
+    answer = "[openai/gpt-oss-120b] " + "абв " * 1600  # 6427 units in three pieces
     release = tg.providers.hang("groq", after_pieces=2, text=answer)
     await tg.send(7, "a long one, please", wait=False)
     await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
@@ -113,7 +114,7 @@ async def test_a_long_answer_finishes_one_message_while_it_streams(tg: TelegramK
     tg.clock.advance(0.5)  # the second piece: over 4096 units, the first message is finished
     await tg.until(lambda: len(tg.fake.called("sendMessage")) == 2)
     first = tg.fake.called("sendMessage")[1]  # after the ⏳ message: before the answer's end
-    assert first["text"].startswith("[llama") and utf16(first["text"]) <= TEXT_LIMIT
+    assert first["text"].startswith("[openai") and utf16(first["text"]) <= TEXT_LIMIT
     release.set()  # the last piece arrives while that message is on its way
     stream = next(iter(tg.transport.renderer.streams.answers.values()))
     await tg.until(lambda: stream.streamed == answer)
@@ -122,7 +123,7 @@ async def test_a_long_answer_finishes_one_message_while_it_streams(tg: TelegramK
     drafts = tg.fake.called("sendMessageDraft")
     assert drafts[-1]["draft_id"] != drafts[0]["draft_id"]  # the rest is the next message's draft
     assert all(utf16(d["text"]) <= TEXT_LIMIT for d in drafts)
-    parts = [m.text for m in tg.fake.chat(7) if m.text.startswith(("[llama", "абв"))]
+    parts = [m.text for m in tg.fake.chat(7) if m.text.startswith(("[openai", "абв"))]
     assert len(parts) == 2
     assert " ".join(parts).split() == answer.split()  # nothing lost, nothing doubled
 

@@ -80,11 +80,11 @@ async def test_an_admin_menu_telegram_refuses_does_not_stop_the_bot(
     [
         ("/start", 7, "welcome.greet", "👋 Привет! Я бот", ["🤖 Выбрать модель", "📋 Меню"]),
         ("/help", 7, "welcome.help", "ℹ️ Команды:", ["📋 Меню"]),
-        ("/menu", 7, "menu.main", "📋 Меню. Модель: 🚀 Llama 3.3 70B",
+        ("/menu", 7, "menu.main", "📋 Меню. Модель: 🚀 GPT-OSS 120B",
          ["🤖 Выбрать модель", "🌐 Язык", "ℹ️ Помощь"]),
         ("/menu", ADMIN, "menu.main", "📋 Меню.", ["🤖 Выбрать модель", "🌐 Язык", "ℹ️ Помощь",
                                                    "🛠 Админ"]),
-        ("/model", 7, "model_choice.choosing", "🤖 Выберите модель", ["⚡ Cerebras Llama 3.1"]),
+        ("/model", 7, "model_choice.choosing", "🤖 Выберите модель", ["⚡ Cerebras GPT-OSS 120B"]),
         ("/lang", 7, "language.choosing", "🌐 Язык: 🇷🇺 Русский", ["🇬🇧 English", "⬅️ Назад"]),
         ("/admin", ADMIN, "admin.panel", "🛠 Админ-панель", ["🔌 Провайдеры", "⬅️ Меню"]),
         ("/admin", 7, "welcome.greet", "⛔ Только для администраторов.", []),
@@ -108,15 +108,15 @@ async def test_from_start_to_an_answer_the_menu_is_edited_in_place(tg: TelegramK
     await tg.send(7, "/start")
     greeting = tg.fake.chat(7)[-1]
     await tg.press(7, "🤖 Выбрать модель")
-    await tg.press(7, "⚡ Cerebras Llama 3.1")
+    await tg.press(7, "⚡ Cerebras GPT-OSS 120B")
     assert [m.message_id for m in tg.fake.chat(7)] == [greeting.message_id]  # one message, edited
-    assert tg.fake.chat(7)[-1].text == "✅ Модель: ⚡ Llama 3.1 8B (Cerebras). Напишите вопрос."
+    assert tg.fake.chat(7)[-1].text == "✅ Модель: ⚡ GPT-OSS 120B (Cerebras). Напишите вопрос."
     assert [a.get("text") for a in tg.fake.called("answerCallbackQuery")] == [None, None]
 
     await tg.send(7, "Сколько будет 2+2?")
-    assert tg.providers.requests[-1].model == "llama3.1-8b"
+    assert tg.providers.requests[-1].model == "gpt-oss-120b"
     answer = tg.fake.chat(7)[-1]
-    assert answer.text == "[llama3.1-8b] answer to: Сколько будет 2+2?"
+    assert answer.text == "[gpt-oss-120b] answer to: Сколько будет 2+2?"
     assert answer.labels == ["🔄 Ещё раз"]
     assert await tg.state(7) == "chat.ready"
 

@@ -46,7 +46,7 @@ async def test_a_group_message_for_the_bot_is_answered(
 ) -> None:
     await tg.update({"message": message(-100, text, user_id=5, **extra)})
     assert tg.providers.requests[-1].messages[-1]["content"] == question
-    assert tg.fake.chat(-100)[-1].text == f"[llama-3.3-70b-versatile] answer to: {question}"
+    assert tg.fake.chat(-100)[-1].text == f"[openai/gpt-oss-120b] answer to: {question}"
 
 
 @pytest.mark.parametrize(
@@ -83,9 +83,9 @@ async def test_only_chat_admins_change_a_groups_model(
 ) -> None:
     tg.fake.members[(-100, 5)] = status
     await tg.send(-100, "/model", user_id=5)
-    await tg.press(-100, "⚡ Cerebras Llama 3.1", user_id=5)
+    await tg.press(-100, "⚡ Cerebras GPT-OSS 120B", user_id=5)
     record = await tg.transport.engine.store.load(-100)
-    assert record.model == ("cerebras-llama-31" if changed else None)
+    assert record.model == ("cerebras-gpt-oss-120b" if changed else None)
     assert (tg.fake.chat(-100)[-1].text == REFUSED) is not changed
     assert tg.fake.called("getChatMember") == [{"chat_id": -100, "user_id": 5}]  # cached
 
@@ -98,7 +98,7 @@ async def test_the_admin_check_is_cached_for_a_minute(tg: TelegramKit) -> None:
     tg.fake.members[(-100, 5)] = "member"  # demoted
     tg.clock.advance(61)
     await tg.send(-100, "/model", user_id=5)
-    await tg.press(-100, "⚡ Cerebras Llama 3.1", user_id=5)
+    await tg.press(-100, "⚡ Cerebras GPT-OSS 120B", user_id=5)
     assert len(tg.fake.called("getChatMember")) == 2
     assert tg.fake.chat(-100)[-1].text == REFUSED
 
@@ -117,8 +117,8 @@ async def test_who_may_change_a_groups_model_is_a_setting() -> None:
     tg = await TelegramKit.start(settings=dataclasses.replace(settings, bot=bot))
     try:
         await tg.send(-100, "/model", user_id=5)
-        await tg.press(-100, "⚡ Cerebras Llama 3.1", user_id=5)
-        assert (await tg.transport.engine.store.load(-100)).model == "cerebras-llama-31"
+        await tg.press(-100, "⚡ Cerebras GPT-OSS 120B", user_id=5)
+        assert (await tg.transport.engine.store.load(-100)).model == "cerebras-gpt-oss-120b"
     finally:
         await tg.aclose()
 
@@ -129,7 +129,7 @@ async def test_replies_and_answers_go_to_the_forum_topic_they_came_from(tg: Tele
     await tg.press(-100, "ℹ️ Помощь", user_id=5)  # edited in place: no thread needed
     await tg.send(-100, "@statebot_test_bot вопрос", user_id=5, thread_id=43)
     answer = tg.fake.chat(-100)[-1]
-    assert (answer.thread_id, answer.text) == (43, "[llama-3.3-70b-versatile] answer to: вопрос")
+    assert (answer.thread_id, answer.text) == (43, "[openai/gpt-oss-120b] answer to: вопрос")
     assert tg.fake.called("sendChatAction")[-1]["message_thread_id"] == 43
     assert all(m.thread_id in (42, 43) for m in tg.fake.chat(-100))
 

@@ -93,7 +93,7 @@ async def test_stop_in_a_private_chat_is_under_the_streaming_answer(tg: Telegram
     await tg.send(7, "Расскажи длинную историю", wait=False)
     await tg.until(lambda: tg.fake.called("sendMessageDraft"))
     control = tg.fake.with_button(7, "⏹ Стоп")  # a draft has no buttons: a small message has
-    assert control.text == "⏳ 🚀 Llama 3.3 70B"
+    assert control.text == "⏳ 🚀 GPT-OSS 120B"
     await tg.press(7, "⏹ Стоп")
     assert tg.fake.called("answerCallbackQuery")[-1] == {
         "callback_query_id": "q6",
@@ -102,9 +102,10 @@ async def test_stop_in_a_private_chat_is_under_the_streaming_answer(tg: Telegram
     release.set()
     await tg.settle()
     texts = tg.fake.texts(7)
-    partial = [t for t in texts if t.startswith("[llama-3.3-70b")]
+    partial = [t for t in texts if t.startswith("[openai/gpt-oss")]
     assert "⏹ Остановлено." in texts
-    assert partial == ["[llama-3.3-70b-versat"]  # what was streamed is kept, and no more
+    answer = "[openai/gpt-oss-120b] answer to: Расскажи длинную историю"  # in three pieces
+    assert partial == [answer[: len(answer) // 3]]  # what was streamed is kept, and no more
     assert tg.fake.called("sendChatAction") == []  # the stop started nothing to wait for
     assert control.deleted
     assert await tg.state(7) == "chat.ready"
@@ -117,13 +118,14 @@ async def test_stop_in_a_group_is_under_the_message_being_edited(tg: TelegramKit
     await tg.send(-100, "@statebot_test_bot расскажи историю", user_id=5, wait=False)
     await tg.until(lambda: any("⏹ Стоп" in m.labels for m in tg.fake.chat(-100)))
     live = tg.fake.with_button(-100, "⏹ Стоп")
-    assert live.text == "[llama-3.3-70b-ver"  # the first piece of three
+    first = "[openai/gpt-oss-120b] answer to: расскажи историю"[:17]  # the first piece of three
+    assert live.text == first
     assert tg.providers.requests[0].messages[-1]["content"] == "расскажи историю"
     await tg.press(-100, "⏹ Стоп", user_id=5)
     release.set()
     await tg.settle()
     assert live.labels == []  # the stop button is gone from the answer, which stays
-    assert live.text == "[llama-3.3-70b-ver"
+    assert live.text == first
     assert tg.fake.chat(-100)[-1].text == "⏹ Остановлено."
     assert tg.fake.called("sendMessageDraft") == []  # drafts are for private chats only
 

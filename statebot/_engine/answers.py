@@ -14,6 +14,7 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .builtins import replacement_notice_key
 from .effects import AnswerDelta, AnswerDone, AnswerStarted, Keyboard
 from .events import Event
 from .registry import Turn
@@ -42,7 +43,8 @@ class Answers:
 
     def start(self, turn: Turn, question: str) -> None:
         engine, record = self.engine, turn.record
-        model = engine.model_for(record)
+        chosen, model = engine.model_for(record), engine.serving_for(record)
+        replaced = replacement_notice(record, chosen, model)
         entering = engine.flows.states.get(turn.entering or "")
         buttons = keyboard_for(turn, entering) if entering else ()
         messages = engine.messages_for(record, model, question)
@@ -51,7 +53,7 @@ class Answers:
             engine.post(Event.system(record.chat_id, "history_trimmed"))
         warned = {k for k, v in record.notices.items() if v}
         task = asyncio.create_task(
-            self._run(record.chat_id, question, model, messages, warned, buttons)
+            self._run(record.chat_id, question, model, messages, warned, buttons, chosen, replaced)
         )
         self._tasks[record.chat_id] = task
         task.add_done_callback(lambda done: self._forget(record.chat_id, done))
@@ -113,8 +115,14 @@ class Answers:
         messages: list[dict[str, str]],
         warned: set[str],
         buttons: Keyboard,
+        chosen: str,
+        replaced: dict[str, Any] | None,
     ) -> None:
+        """Stream ``model``'s answer for the chat whose own entry is ``chosen``; ``replaced``:
+        the notice that the chosen entry is not served and ``model`` stands in for it."""
         engine = self.engine
+        if replaced is not None:
+            await self._tell(chat_id, "model_replaced", replaced)
         answer_id = next(self._ids)
         shown = self._shown[chat_id] = asyncio.Event()
         parts: list[str] = []
@@ -161,8 +169,11 @@ class Answers:
                 await engine.deliver(chat_id, AnswerDone(answer_id, text, None, False))
             return
         if parts:
+            footer = signature(engine, answered_by) if answered_by != chosen else ""
             try:
-                await engine.deliver(chat_id, AnswerDone(answer_id, text, answered_by, complete))
+                await engine.deliver(
+                    chat_id, AnswerDone(answer_id, text, answered_by, complete, footer)
+                )
             finally:
                 shown.set()
         shown.set()
@@ -179,6 +190,23 @@ class Answers:
 
     async def _tell(self, chat_id: int, name: str, data: dict[str, Any]) -> None:
         await self.engine.handle(Event.system(chat_id, name, **for_flows(self.engine, data)))
+
+
+def replacement_notice(record: Any, chosen: str, serving: str) -> dict[str, Any] | None:
+    """The ``model_replaced`` payload when ``serving`` stands in for the chat's own entry; the
+    notice is forgotten once the entry serves again, so that its next retirement is told."""
+    if serving == chosen:
+        record.notices.pop(replacement_notice_key(chosen), None)
+        return None
+    return {"model": chosen, "offered": serving}
+
+
+def signature(engine: Engine, model_key: str | None) -> str:
+    """A short footer naming the model that answered for another: "— 🧠 Qwen 3 · Cerebras"."""
+    if model_key is None or model_key not in engine.settings.models:
+        return ""
+    model = engine.settings.models[model_key]
+    return f"— {model.title} · {engine.settings.providers[model.provider].title}"
 
 
 def for_flows(engine: Engine, data: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,14 @@ from __future__ import annotations
 from .registry import Placeholder, Registry, Turn
 from .views import register_views
 
+FALLBACK_NOTICE = "fallback"  # notices[...]: the model last said to answer for the chat's own
+
+
+def replacement_notice_key(model_key: str) -> str:
+    """notices[...]: which entry the chat was told stands in for its retired ``model_key``."""
+    return f"entry:{model_key}"
+
+
 # Keys that system events carry; each is also a placeholder for the texts that show them.
 EVENT_FIELDS = (
     "provider",
@@ -32,6 +40,7 @@ SYSTEM_EVENTS = (
     "history_trimmed",
     "provider_down",
     "answered_by_fallback",
+    "model_replaced",
     "all_down",
     "provider_back",
     "stream_broken",
@@ -132,6 +141,17 @@ def _actions(registry: Registry) -> None:
         else:
             turn.record.notices.pop(key, None)  # back to healthy: nothing to remember
 
+    @registry.action("mark_fallback")
+    async def mark_fallback(turn: Turn) -> None:
+        """Remember which model answered for the chat's own, so that it is told once."""
+        turn.record.notices[FALLBACK_NOTICE] = str(turn.payload.get("model_key", ""))
+
+    @registry.action("mark_replacement")
+    async def mark_replacement(turn: Turn) -> None:
+        """Remember that the chat was told who stands in for its retired entry."""
+        key = replacement_notice_key(str(turn.payload.get("model_key", "")))
+        turn.record.notices[key] = str(turn.payload.get("offered_key", ""))
+
     @registry.action("show_menu")
     async def show_menu(turn: Turn) -> None:
         """Show the chat's current state again, after whatever the transition says."""
@@ -223,6 +243,17 @@ def _guards(registry: Registry) -> None:
         """A chat is told once per change of a provider's health, and on first meeting it."""
         key = str(turn.payload.get("provider_key", ""))
         return turn.record.notices.get(key, "") != str(turn.payload.get("episode", ""))
+
+    @registry.guard("fallback_is_new")
+    def fallback_is_new(turn: Turn) -> bool:
+        """Told once per change of the model answering for the chat's own, not every answer."""
+        return turn.record.notices.get(FALLBACK_NOTICE) != str(turn.payload.get("model_key", ""))
+
+    @registry.guard("replacement_is_new")
+    def replacement_is_new(turn: Turn) -> bool:
+        """Told once per retirement of the chat's entry and per stand-in, not every answer."""
+        key = replacement_notice_key(str(turn.payload.get("model_key", "")))
+        return turn.record.notices.get(key) != str(turn.payload.get("offered_key", ""))
 
     @registry.guard("has_pending")
     def has_pending(turn: Turn) -> bool:

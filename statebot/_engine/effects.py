@@ -60,6 +60,7 @@ class AnswerDone:
     text: str
     model: str | None
     complete: bool = True
+    footer: str = ""  # names the model when it answered for the chat's own (not in ``text``)
 
 
 @dataclass(frozen=True)

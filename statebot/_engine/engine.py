@@ -15,10 +15,12 @@ from typing import Any, Protocol
 
 from .._clock import Clock, SystemClock
 from .._flows.model import TEXT_TRIGGER, FlowSet
+from .._providers.catalog import Catalog
 from .._settings import Settings
 from .._store.base import ChatRecord, Store
 from .access import Access
 from .answers import Answers
+from .builtins import FALLBACK_NOTICE
 from .effects import Effect
 from .events import Event, Kind
 from .history import messages_for, remember
@@ -40,6 +42,7 @@ class RouteEventLike(Protocol):
 
 class RouterLike(Protocol):
     backend: Any
+    catalog: Catalog
 
     async def ask(
         self,
@@ -72,6 +75,7 @@ class Engine:
         self.registry = registry
         self.store = store
         self.router = router
+        self.catalog = router.catalog
         self.health = health
         self.clock = clock or SystemClock()
         self.deliver: Deliver = deliver or _discard
@@ -150,6 +154,8 @@ class Engine:
         event = turn.event
         if event.kind is Kind.SYSTEM and event.name == "answered":
             remember(turn.record, event.payload)
+            if event.payload.get("model_key") == self.serving_for(turn.record):
+                turn.record.notices.pop(FALLBACK_NOTICE, None)  # its own model again
         trigger = self._trigger(turn)
         if trigger is None or not await self.machine.fire(turn, trigger):
             fallback = {
@@ -187,9 +193,26 @@ class Engine:
         return self.settings.bot.default_language
 
     def model_for(self, record: ChatRecord) -> str:
+        """The chat's chosen entry (its intent), or the default; kept even while not servable."""
         if record.model in self.settings.models:
             return record.model
-        return self.default_model
+        return self.default_for()
+
+    def default_for(self) -> str:
+        """The default entry (an admin's choice, else ``[bot] default_model``) when it can be
+        served, otherwise the first servable entry in fallback order: any set of keys works."""
+        if self.catalog.servable(self.default_model):
+            return self.default_model
+        return self.catalog.first_servable() or self.default_model
+
+    def serving_for(self, record: ChatRecord) -> str:
+        """Who answers the chat now: its entry while servable, else its provider's fallback
+        entry, else the default. The chat returns to its entry by itself once it is served."""
+        chosen = self.model_for(record)
+        if self.catalog.servable(chosen):
+            return chosen
+        provider = self.settings.models[chosen].provider
+        return self.catalog.fallback_entry(provider) or self.default_for()
 
     def trace(self, chat_id: int, state: str) -> None:
         self.entered.add(state)

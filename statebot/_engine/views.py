@@ -19,17 +19,32 @@ def register_views(registry: Registry) -> None:
     _placeholders(registry)
 
 
-def _model_rows(turn: Turn, trigger: str, marked: str) -> Keyboard:
-    """The catalog as buttons, grouped by provider in fallback order, two to a row."""
-    settings = turn.engine.settings
-    rows: list[tuple[Button, ...]] = []
+def shown_models(turn: Turn) -> list[ModelSettings]:
+    """The entries this user may see, by provider in fallback order: users see only servable
+    ones (a key, a served id); admins see every entry, the others marked ⛔ with the reason."""
+    settings, catalog = turn.engine.settings, turn.engine.catalog
     order = [
         *settings.bot.fallback,
         *(p for p in settings.providers if p not in settings.bot.fallback),
     ]
-    for provider in order:
-        models = settings.models_of(provider)
-        buttons = [Button(_label(turn, m, m.key == marked), trigger, m.key) for m in models]
+    return [
+        m
+        for provider in order
+        for m in settings.models_of(provider)
+        if turn.is_admin or catalog.servable(m.key)
+    ]
+
+
+def _model_rows(turn: Turn, trigger: str, marked: str) -> Keyboard:
+    """The entries as buttons, grouped by provider in fallback order, two to a row."""
+    rows: list[tuple[Button, ...]] = []
+    models = shown_models(turn)
+    for provider in dict.fromkeys(m.provider for m in models):
+        buttons = [
+            Button(_label(turn, m, m.key == marked), trigger, m.key)
+            for m in models
+            if m.provider == provider
+        ]
         rows.extend(tuple(buttons[i : i + 2]) for i in range(0, len(buttons), 2))
     return tuple(rows)
 
@@ -40,6 +55,8 @@ def _label(turn: Turn, model: ModelSettings, marked: bool) -> str:
 
 
 def health_badge(turn: Turn, model: ModelSettings) -> str:
+    if not turn.engine.catalog.servable(model.key):
+        return BADGES["disabled"]
     health = turn.engine.health
     if health is None:
         return ""
@@ -56,11 +73,11 @@ def _until(turn: Turn, wall: float) -> str:
 def _keyboards(registry: Registry) -> None:
     @registry.keyboard("models", trigger="model")
     def models(turn: Turn) -> Keyboard:
-        return _model_rows(turn, "model", turn.engine.model_for(turn.record))
+        return _model_rows(turn, "model", turn.engine.serving_for(turn.record))
 
     @registry.keyboard("default_models", trigger="default_model")
     def default_models(turn: Turn) -> Keyboard:
-        return _model_rows(turn, "default_model", turn.engine.default_model)
+        return _model_rows(turn, "default_model", turn.engine.default_for())
 
     @registry.keyboard("providers", trigger="toggle_provider")
     def providers(turn: Turn) -> Keyboard:
@@ -88,12 +105,11 @@ def _keyboards(registry: Registry) -> None:
 def _placeholders(registry: Registry) -> None:
     @registry.placeholder("catalog")
     def catalog(turn: Turn) -> str:
-        settings = turn.engine.settings
+        settings, models = turn.engine.settings, shown_models(turn)
         lines = []
-        for name, provider in settings.providers.items():
-            titles = " · ".join(m.title for m in settings.models_of(name))
-            if titles:
-                lines.append(f"• {provider.title}: {titles}")
+        for name in dict.fromkeys(m.provider for m in models):
+            titles = " · ".join(m.title for m in models if m.provider == name)
+            lines.append(f"• {settings.providers[name].title}: {titles}")
         return "\n".join(lines)
 
     @registry.placeholder("commands")
@@ -105,12 +121,13 @@ def _placeholders(registry: Registry) -> None:
 
     @registry.placeholder("current_model")
     def current_model(turn: Turn) -> str:
-        model = turn.engine.settings.models[turn.engine.model_for(turn.record)]
+        """The entry that answers the chat now (its own, or the one standing in for it)."""
+        model = turn.engine.settings.models[turn.engine.serving_for(turn.record)]
         return f"{model.title} ({turn.engine.settings.providers[model.provider].title})"
 
     @registry.placeholder("default_model")
     def default_model(turn: Turn) -> str:
-        return turn.engine.settings.models[turn.engine.default_model].title
+        return turn.engine.settings.models[turn.engine.default_for()].title
 
     @registry.placeholder("language_name")
     def language_name(turn: Turn) -> str:
@@ -122,10 +139,18 @@ def _placeholders(registry: Registry) -> None:
         health = turn.engine.health
         if health is None:
             return ""
-        settings = turn.engine.settings
+        settings, models = turn.engine.settings, shown_models(turn)
+        shown, shown_providers = {m.key for m in models}, {m.provider for m in models}
         lines = []
+        if turn.is_admin:  # why an entry is hidden from users: no key, or no served id
+            for entry in turn.engine.catalog.entries():
+                if not entry.servable:
+                    why = "no key" if not entry.has_key else entry.why
+                    title = f"{settings.providers[entry.provider].title} "
+                    lines.append(f"⛔ {title}{settings.models[entry.key].title}: {why}")
         for (provider, model_key), status in health.snapshot().items():
-            if status.state == "healthy":
+            hidden = model_key not in shown if model_key else provider not in shown_providers
+            if status.state == "healthy" or hidden:
                 continue
             name = settings.providers[provider].title
             if model_key is not None:

@@ -4,10 +4,10 @@ Scripts say what the next requests get, per model id or for every model: an answ
 with its JSON body, a hang, a delay, a stream cut after a few pieces. Without a script a model
 answers ``"<model>: <last user message>"``, so a transcript shows who answered what.
 
-    with FakeOpenAI(models=["llama-3.3-70b-versatile"]) as groq:
-        groq.fail(403, model="llama-3.3-70b-versatile")    # until reset()
+    with FakeOpenAI(models=["openai/gpt-oss-120b"]) as groq:
+        groq.fail(403, model="openai/gpt-oss-120b")    # until reset()
         groq.answer("Hi!", times=1)                          # any other model, once
-        ...  # base_url = groq.base_url; groq.count("llama-3.3-70b-versatile") == 1
+        ...  # base_url = groq.base_url; groq.count("openai/gpt-oss-120b") == 1
 """
 
 from __future__ import annotations
@@ -37,6 +37,30 @@ _ERRORS = {
 }
 
 
+def unknown_model_error(dialect: str, model: str) -> tuple[int, JSON]:
+    """What each provider answers for an id it does not serve (a typo, or a retired model).
+
+    Groq: 404, wrapped (seen after the 2026-08-16 shutdown of llama-3.3-70b-versatile, e.g.
+    github.com/ITSpecialist111/ai_automation_suggester/issues/187). Cerebras: 404, flat
+    (inference-docs.cerebras.ai/support/error; body seen in github.com/cline/cline/issues/11223).
+    OpenRouter: 400 "is not a valid model ID" with ``availability.code`` (openrouter.ai/docs/errors,
+    changelog 2026-08-19).
+    """
+    if dialect == "cerebras":
+        message = f"Model {model} does not exist or you do not have access to it."
+        flat = {"message": message, "type": "not_found_error", "param": "model"}
+        return 404, {**flat, "code": "model_not_found"}
+    if dialect == "openrouter":
+        availability = {"code": "model_not_found", "retryable": False, "requested_models": [model]}
+        error = {"message": f"{model} is not a valid model ID", "code": 400}
+        return 400, {"error": {**error, "availability": availability}}
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    return 404, error_body(404, message, "model_not_found")
+
+
+DIALECTS = ("groq", "cerebras", "openrouter")
+
+
 def error_body(status: int, message: str | None = None, code: str | None = None) -> JSON:
     """An error body in the ``{"error": {...}}`` shape that Groq, OpenRouter and OpenAI send."""
     kind, default_code, default_message = _ERRORS.get(status, ("api_error", str(status), "Error"))
@@ -63,11 +87,23 @@ class FakeOpenAI(ServerThread):
     name = "fake-openai"
 
     def __init__(
-        self, models: Iterable[str] = (), *, api_key: str | None = None, max_hang: float = 30.0
+        self,
+        models: Iterable[str] = (),
+        *,
+        api_key: str | None = None,
+        max_hang: float = 30.0,
+        dialect: str = "groq",
+        public_models: bool = False,
     ) -> None:
         super().__init__()
-        self.models = list(models)  # what GET /models lists
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}")
+        # What GET /models lists, and the only ids served: another id gets the provider's own
+        # model_not_found. An empty list serves any id (assumed, for tests that name no ids).
+        self.models = list(models)
+        self.dialect = dialect
         self.api_key = api_key  # when set, any other Authorization gets 401
+        self.public_models = public_models  # GET /models answers without a key (OpenRouter)
         self.max_hang = max_hang  # a hang or a delay ends after this many seconds at most
         self.pace = 0.0  # seconds between streamed pieces, to watch an answer grow
         self.headers: list[dict[str, str]] = []  # each request's headers, in the order of calls
@@ -151,8 +187,12 @@ class FakeOpenAI(ServerThread):
             if (
                 self.api_key is not None
                 and headers.get("authorization") != f"Bearer {self.api_key}"
+                and not (name == MODELS and self.public_models)
             ):
                 return Script(status=401, body=error_body(401)), 0.0
+            if name != MODELS and self.models and name not in self.models:
+                status, body = unknown_model_error(self.dialect, name)
+                return Script(status=status, body=body), 0.0
             delay = self._delays.get(name, self._delays.get(None, 0.0))
             for key in (name, None):
                 queue = self._limited.get(key)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One question to one model. ``model`` is the provider's own id (``llama3.1-8b``)."""
+    """One question to one model. ``model`` is the provider's own id (``gpt-oss-120b``)."""
 
     provider: str
     model: str

@@ -42,6 +42,12 @@ _SECRET = re.compile(r"Bearer\s+\S+|\b(?:gsk|csk|sk-or-v1|sk)[-_][A-Za-z0-9_-]{6
 _CONTEXT = re.compile(r"context.length|maximum context|reduce the length|too many tokens")
 _MODEL_MISSING = re.compile(r"does not exist|not found|no endpoints found|not a valid model")
 _MODERATION = re.compile(r"moderation|flagged")
+# OpenRouter's error.availability.code values that mean "this id is not served": its docs
+# (openrouter.ai/docs/errors) and the changelog entry of 2026-08-19.
+_RETIRED_AVAILABILITY = frozenset(
+    {"model_not_found", "model_deprecated", "free_variant_ended", "no_endpoints",
+     "model_unavailable_upstream"}
+)  # fmt: skip
 _REASON_CHARS = 140
 
 
@@ -54,6 +60,7 @@ class ErrorInfo:
     type: str = ""
     param: str = ""
     detail: str = ""  # OpenRouter's metadata.raw: the upstream provider's own error text
+    availability: str = ""  # OpenRouter's error.availability.code (since 2026-08-19)
 
 
 def parse_duration(text: str) -> float | None:
@@ -118,12 +125,15 @@ def error_info(body: bytes | str | object) -> ErrorInfo:
     metadata = fields.get("metadata")
     raw = metadata.get("raw", "") if isinstance(metadata, dict) else ""
     message = fields.get("message") or fields.get("detail") or ""
+    availability = fields.get("availability")
+    available = availability.get("code", "") if isinstance(availability, dict) else ""
     return ErrorInfo(
         message=str(message),
         code=str(fields.get("code") or ""),
         type=str(fields.get("type") or ""),
         param=str(fields.get("param") or ""),
         detail=raw if isinstance(raw, str) else json.dumps(raw),
+        availability=str(available or ""),
     )
 
 
@@ -136,6 +146,8 @@ def error_from_response(
     info = error_info(body) if is_json else ErrorInfo()
     text = f"{info.message} {info.detail}".lower()
     tags = {info.code.lower(), info.type.lower()}
+    if info.availability.lower() in _RETIRED_AVAILABILITY:
+        tags.add("model_not_found")
     msg = _clip(info.message)
 
     def make(cls: type[ProviderError], reason: str) -> ProviderError:

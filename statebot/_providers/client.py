@@ -75,15 +75,20 @@ class OpenAICompatibleClient:
                 raise
 
     async def list_models(self, provider: str) -> list[str]:
-        """The ids in ``GET {base_url}/models`` (``data[].id``), failures classified as chat's."""
+        """The ids in ``GET {base_url}/models`` (``data[].id``), failures classified as chat's.
+
+        A provider whose listing is public (``public_models``) is asked without a key when it
+        has none, so that ``statebot models`` can check its ids before anyone pastes a key.
+        """
         settings = self._provider(provider, "")
         key = settings.api_key()
-        if key is None:
+        if key is None and not settings.public_models:
             raise classify.missing_key(settings.name, "", settings.key_env)
+        headers = self._headers(settings, key, accept="application/json")
         http_request = self._http.build_request(
             "GET",
             f"{settings.base_url}/models",
-            headers=self._headers(settings, key, accept="application/json"),
+            headers=headers,
             timeout=_httpx_timeout(settings.timeouts),
         )
         clock = _Deadlines(settings.timeouts)
@@ -177,9 +182,9 @@ class OpenAICompatibleClient:
             raise classify.unknown_provider(name, model) from None
 
     @staticmethod
-    def _headers(provider: ProviderSettings, key: str, *, accept: str) -> dict[str, str]:
+    def _headers(provider: ProviderSettings, key: str | None, *, accept: str) -> dict[str, str]:
         """Settings' headers (OpenRouter attribution) plus ours; settings cannot replace the key."""
-        ours = {"Authorization": f"Bearer {key}", "Accept": accept}
+        ours = {"Accept": accept} | ({"Authorization": f"Bearer {key}"} if key else {})
         headers = {k: v for k, v in provider.headers.items() if k.lower() not in ("authorization",)}
         return headers | ours
 

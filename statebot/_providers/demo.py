@@ -16,7 +16,7 @@ class DemoBackend(ScriptedBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._titles = {(m.provider, m.id): m.title for m in settings.models.values()}
+        self._titles = {(m.provider, i): m.title for m in settings.models.values() for i in m.ids}
         self._slow: dict[str, float] = {}
 
     def slow(self, provider: str, seconds_per_piece: float = 0.5) -> None:

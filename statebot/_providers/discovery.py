@@ -1,104 +1,81 @@
-"""Compare the model catalog in settings.toml with what each provider serves now.
+"""``statebot models``: the id each menu entry would use now, and why; ``--lock`` writes them down.
 
-Providers retire ids often (Groq's and Cerebras' deprecation pages); finding out from a user's
-failed question is the worst way. ``statebot models`` runs ``discover`` and prints
-``format_report``: one line per catalog entry, and for each retired id what to change.
+Every provider with a key (and every keyless one whose listing is public, such as OpenRouter's) is
+asked once, all at once, through the same Catalog the bot uses, so that what this prints is what the
+bot would do.
 """
 
 from __future__ import annotations
 
-import asyncio
-import difflib
-from dataclasses import dataclass
-from typing import Literal
+import datetime
 
-from .._errors import ProviderError
+from .._clock import SystemClock
+from .._lockfile import Locked, read_lock, write_lock
 from .._settings import Settings
 from .base import Backend
-
-Status = Literal["served", "missing", "unknown"]
-
-
-@dataclass(frozen=True)
-class ModelCheck:
-    """One catalog entry against its provider's ``GET /models``."""
-
-    key: str  # the key of [models.<key>] in settings.toml
-    provider: str
-    model_id: str
-    status: Status
-    detail: str = ""
-    suggestion: str = ""  # for a missing id: the closest id the provider does serve
+from .catalog import Catalog, Resolution
 
 
-async def discover(settings: Settings, backend: Backend) -> list[ModelCheck]:
-    """Check every model of settings.toml, asking each provider once and all of them at once.
-
-    "unknown" means we could not ask (no key) or the provider did not answer: it says nothing
-    about the model, so it must never be reported as missing.
-    """
-    names = list(dict.fromkeys(m.provider for m in settings.models.values()))
-    listings = await asyncio.gather(*(_served(settings, backend, name) for name in names))
-    served = dict(zip(names, listings, strict=True))
-    checks = []
-    for model in settings.models.values():
-        ids, why = served[model.provider]
-        if ids is None:
-            checks.append(ModelCheck(model.key, model.provider, model.id, "unknown", why))
-        elif model.id in ids:
-            checks.append(ModelCheck(model.key, model.provider, model.id, "served"))
-        else:
-            detail = f"not in {model.provider}'s /models ({len(ids)} ids listed)"
-            close = difflib.get_close_matches(model.id, sorted(ids), n=1, cutoff=0.6)
-            checks.append(
-                ModelCheck(
-                    model.key,
-                    model.provider,
-                    model.id,
-                    "missing",
-                    detail,
-                    suggestion=close[0] if close else "",
-                )
-            )
-    return checks
+async def discover(settings: Settings, backend: Backend) -> list[Resolution]:
+    """Ask every provider that can be asked, then resolve every entry."""
+    catalog = Catalog(settings, backend, SystemClock())
+    await catalog.refresh()
+    return catalog.entries()
 
 
-async def _served(settings: Settings, backend: Backend, name: str) -> tuple[set[str] | None, str]:
-    """The ids one provider serves, or None and why they could not be read."""
-    provider = settings.providers.get(name)
-    if provider is None:
-        return None, "provider not in settings.toml"
-    if provider.api_key() is None:
-        return None, f"no key: set {provider.key_env}"
-    try:
-        return set(await backend.list_models(name)), ""
-    except ProviderError as err:
-        return None, f"/models failed: {err.reason}"
+def status_of(resolution: Resolution) -> str:
+    """One word or two: served, preferred id missing, retired, no key, not reachable."""
+    if resolution.model_id is None:
+        return "retired"
+    if not resolution.has_key:
+        return "no key"
+    if resolution.source == "served":
+        return "served" if resolution.why == "served" else "preferred id missing"
+    if "not reachable" in resolution.why:
+        return "not reachable"
+    return "not checked"
 
 
-def format_report(checks: list[ModelCheck]) -> str:
-    """A plain-text table for a terminal or an admin message, with a fix for each missing id."""
-    if not checks:
+def format_report(settings: Settings, resolutions: list[Resolution]) -> str:
+    """A plain-text table for a terminal: entry, provider, the id in use, status, and why."""
+    if not resolutions:
         return "No models in settings.toml."
-    header = ("MODEL", "PROVIDER", "ID", "STATUS")
-    rows = [(c.key, c.provider, c.model_id, c.status) for c in checks]
+    header = ("MODEL", "PROVIDER", "ID IN USE", "STATUS")
+    rows = [(r.key, r.provider, r.model_id or "—", status_of(r)) for r in resolutions]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
 
     out = [line(header).rstrip(), "  ".join("-" * w for w in widths)]
-    for check, row in zip(checks, rows, strict=True):
+    for resolution, row in zip(resolutions, rows, strict=True):
         out.append(line(row).rstrip())
-        if check.status == "missing":
+        if not resolution.has_key:
+            key_env = settings.providers[resolution.provider].key_env
+            out.append(f"    no key: set {key_env}; {resolution.why}")
+        elif row[3] != "served":
+            out.append(f"    {resolution.why}")
+        if resolution.model_id is None:
+            ids = ", ".join(settings.models[resolution.key].ids)
             out.append(
-                f"    {check.model_id} is no longer served by {check.provider}: "
-                f"update [models.{check.key}] id in settings.toml"
+                f"    add an id {resolution.provider} serves now to [models.{resolution.key}] "
+                f"ids (now: {ids}); `statebot models --list {resolution.provider}` shows them"
             )
-            if check.suggestion:
-                out.append(f"    closest id it serves: {check.suggestion}")
-        elif check.status == "unknown" and check.detail:
-            out.append(f"    not checked: {check.detail}")
-    counts = {s: sum(c.status == s for c in checks) for s in ("served", "missing", "unknown")}
-    out.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[3]] = counts.get(row[3], 0) + 1
+    out.append(", ".join(f"{n} {status}" for status, n in counts.items()))
     return "\n".join(out)
+
+
+def lock(settings: Settings, resolutions: list[Resolution], today: datetime.date) -> str:
+    """Write the served ids to the lock file, keeping the old lines of entries not checked now."""
+    path = settings.lock_path()
+    old, _problems = read_lock(path)  # a broken lock file is written anew
+    entries = {k: v for k, v in old.items() if k in settings.models}
+    for r in resolutions:
+        if r.source == "served" and r.model_id is not None:
+            entries[r.key] = Locked(r.provider, r.model_id, today)
+    write_lock(path, entries)
+    fresh = sum(r.source == "served" for r in resolutions)
+    return f"{path}: {fresh} ids checked today, {len(entries) - fresh} kept from before"

@@ -195,9 +195,8 @@ class HealthBoard:
                 self._open(provider, reason)
         elif outcome in (Outcome.AUTH, Outcome.REGION):
             provider.trigger("disable", reason=reason)
-        elif outcome is Outcome.MODEL_GONE:
-            model.trigger("disable", reason=reason)
-        # TOO_LONG and BAD_REQUEST say nothing about health: the request was at fault.
+        # TOO_LONG and BAD_REQUEST say nothing about health: the request was at fault. MODEL_GONE
+        # is one id's retirement: the catalog moves the entry to its next id (``catalog.py``).
 
     def record_error(self, model_key: str, error: ProviderError) -> None:
         """``record`` for a raised ProviderError: its outcome, retry_after and reason."""

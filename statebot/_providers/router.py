@@ -17,6 +17,7 @@ from .._clock import Clock
 from .._errors import Outcome, ProviderError
 from .._settings import ModelSettings, Settings
 from .base import Backend, ChatRequest
+from .catalog import Catalog
 from .health import HealthBoard
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class _Run:
     answered: str | None = None
     down: dict[str, str | int] | None = None  # the provider_down event's data, once emitted
     model_level: bool = False  # the chosen model, not its provider, is what failed
+    retired: bool = False  # the chosen entry lost its last served id during this question
     broken: bool = False  # the answer stopped after its first piece
     on_event: OnEvent | None = None
     reported: int = 0  # events already passed to on_event
@@ -80,7 +82,10 @@ class _Run:
 
 
 class Router:
-    """Routes questions; ``sleep`` is injectable so tests of the capacity retry do not wait."""
+    """Routes questions; ``sleep`` is injectable so tests of the capacity retry do not wait.
+
+    Without a ``catalog`` every entry uses its lock-file id or its first listed id.
+    """
 
     def __init__(
         self,
@@ -91,9 +96,11 @@ class Router:
         rng: random.Random | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
+        catalog: Catalog | None = None,
     ) -> None:
         self._settings = settings
         self.backend = backend
+        self.catalog = catalog or Catalog(settings, backend, clock, keys_required=False)
         self._health = health
         self._clock = clock
         self._rng = rng or random.Random()
@@ -103,20 +110,21 @@ class Router:
             health.probe = self.probe
 
     def chain(self, model_key: str) -> list[str]:
-        """The chosen model, its provider's fallback model, then the other providers' in order.
+        """The chosen model, its provider's fallback entry, then the other providers' in order.
 
-        The provider's own fallback model is tried only when the chosen MODEL failed (a rate
-        limit or a retired id): when the provider itself fails, its other models would too.
+        The provider's own fallback entry is tried only when the chosen MODEL failed (a rate
+        limit or a retired id): when the provider itself fails, its other models would too. A
+        provider's fallback entry is its ``fallback_model`` while that is servable, else its
+        first servable entry.
         """
         chosen = self._settings.models[model_key]
         keys = [model_key]
-        own = self._settings.providers[chosen.provider].fallback_model
-        if own is not None and own != model_key:
-            keys.append(own)
-        for name in self._settings.bot.fallback:
-            if name == chosen.provider:
+        for name in (chosen.provider, *self._settings.bot.fallback):
+            if name == chosen.provider and len(keys) > 1:
                 continue
-            fallback = self._settings.providers[name].fallback_model
+            fallback = self.catalog.fallback_entry(name)
+            if fallback is None:
+                fallback = self._settings.providers[name].fallback_model
             if fallback is not None and fallback not in keys:
                 keys.append(fallback)
         return keys
@@ -150,9 +158,14 @@ class Router:
 
     async def probe(self, provider: str, model_key: str) -> None:
         """One health probe: a tiny question; raises the ProviderError if it fails."""
-        model = self._settings.models[model_key]
+        key = (
+            model_key if self.catalog.model_id(model_key) else self.catalog.fallback_entry(provider)
+        )
+        model_id = (
+            self.catalog.model_id(key or model_key) or self._settings.models[model_key].ids[0]
+        )
         question = ({"role": "user", "content": "ping"},)
-        request = ChatRequest(provider, model.id, question, probe=True)
+        request = ChatRequest(provider, model_id, question, probe=True)
         async for _ in self.backend.stream(request):
             pass
 
@@ -167,16 +180,23 @@ class Router:
                 continue
             retried = False
             while True:
-                if not self._health.can_serve(key):
+                if not self._servable(key):
                     self._skip(run, model)
                     break
+                model_id = self.catalog.model_id(key) or model.ids[0]
                 try:
-                    await self._stream(run, model, messages, on_delta)
+                    await self._stream(run, model, model_id, messages, on_delta)
                 except ProviderError as error:
                     self._failed(run, model, error)
                     if run.pieces:
                         self._broken(run, key)
                         return
+                    if error.outcome is Outcome.MODEL_GONE:
+                        if self.catalog.retire(key, model_id):
+                            continue  # the entry's next id, at once: the entry is not at fault
+                        if key == run.chosen:
+                            run.model_level = run.retired = True
+                        break
                     if error.outcome in _STOP:
                         run.event(_STOP[error.outcome], model=key, reason=error.reason)
                         return
@@ -200,10 +220,11 @@ class Router:
         self,
         run: _Run,
         model: ModelSettings,
+        model_id: str,
         messages: list[dict[str, str]],
         on_delta: OnDelta | None,
     ) -> None:
-        request = ChatRequest(model.provider, model.id, tuple(dict(m) for m in messages))
+        request = ChatRequest(model.provider, model_id, tuple(dict(m) for m in messages))
         run.current, run.started = model.key, self._clock.now()
         async for piece in self.backend.stream(request):
             if piece:
@@ -228,6 +249,10 @@ class Router:
         return Attempt(model.key, model.provider, outcome, skipped, seconds)
 
     def _skip(self, run: _Run, model: ModelSettings) -> None:
+        resolution = self.catalog.resolve(model.key)
+        if not resolution.servable:
+            run.attempts.append(self._attempt(run, model, None, resolution.why))
+            return  # not a failure: the engine serves such an entry with a substitute
         status = self._health.status(model.provider, model.key)
         why = f"{status.state}: {status.reason}" if status.reason else status.state
         run.attempts.append(self._attempt(run, model, None, why))
@@ -240,7 +265,8 @@ class Router:
         run.current = None
         log.info("%s failed: %s (%s)", model.key, error.outcome, error.reason)
         log.debug("%s failed", model.key, exc_info=error)  # the traceback, for whoever debugs
-        self._health.record_error(model.key, error)
+        if error.outcome is not Outcome.MODEL_GONE:  # a retired id is the catalog's business
+            self._health.record_error(model.key, error)
         run.attempts.append(self._attempt(run, model, error.outcome))
 
     def _chosen_down(self, run: _Run, reason: str) -> None:
@@ -259,7 +285,10 @@ class Router:
     def _fallback_answered(self, run: _Run) -> None:
         if run.answered is not None and run.answered != run.chosen:
             title = self._settings.models[run.answered].title
-            run.event("answered_by_fallback", model=run.answered, title=title)
+            if run.retired:  # the chosen entry is gone for now: the fallback serves the chat
+                run.event("model_replaced", model=run.chosen, offered=run.answered)
+            else:
+                run.event("answered_by_fallback", model=run.answered, title=title)
 
     def _deadline_passed(self, run: _Run) -> None:
         """The deadline cut an attempt: a timeout of that model, a broken stream if it spoke."""
@@ -287,7 +316,7 @@ class Router:
         failed = {a.model_key for a in run.attempts}
         for key in self.chain(run.chosen)[1:]:
             model = self._settings.models[key]
-            if self._worth_trying(run, model) and key not in failed and self._health.can_serve(key):
+            if self._worth_trying(run, model) and key not in failed and self._servable(key):
                 return key
         return ""
 
@@ -295,6 +324,10 @@ class Router:
         """Another model of the chosen one's provider only helps if the model was at fault."""
         chosen = self._settings.models[run.chosen]
         return model.key == chosen.key or model.provider != chosen.provider or run.model_level
+
+    def _servable(self, key: str) -> bool:
+        """An entry with a served id whose provider has a key, and health lets it serve now."""
+        return self.catalog.servable(key) and self._health.can_serve(key)
 
     def _spend(self) -> bool:
         """Take one retry token if there is one: retries stay a share of all requests."""

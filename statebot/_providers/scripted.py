@@ -94,7 +94,8 @@ class _Step:
 class ScriptedBackend:
     """A Backend for tests: ``backend.fail("groq", 403)``, then ``backend.count("groq")``.
 
-    ``model`` arguments take a provider's model id or, when settings were given, a model key.
+    ``model`` arguments take a provider's model id or, when settings were given, a model key
+    (which stands for every id of that entry).
     ``times=None`` sets the standing rule; ``times=n`` queues the behaviour for the next n requests.
     """
 
@@ -184,14 +185,14 @@ class ScriptedBackend:
 
     def recover(self, provider: str, *, model: str | None = None) -> None:
         """Forget the rules and queues of the provider (or of one model): default answers again."""
-        wanted = self._model_id(model)
         for table in (self._rules, self._queues):
             for key in [k for k in table if k[0] == provider]:
-                if model is None or key[1] == wanted:
+                if model is None or key[1] == model:
                     del table[key]
 
     def set_models(self, provider: str, ids: list[str]) -> None:
-        """What ``list_models`` returns for the provider, e.g. without a retired id."""
+        """What ``list_models`` returns for the provider, e.g. without a retired id; from then
+        on a request for an id not in the list fails with model_not_found, as a real one does."""
         self._catalog[provider] = list(ids)
 
     # --- reading what happened -------------------------------------------------------------
@@ -200,12 +201,12 @@ class ScriptedBackend:
         self, provider: str | None = None, *, model: str | None = None, probes: bool | None = None
     ) -> int:
         """Requests seen; ``probes=False`` counts only users' questions, ``True`` only probes."""
-        wanted = self._model_id(model)
+        wanted = self._ids_of(model)
         return sum(
             1
             for r in self.requests
             if (provider is None or r.provider == provider)
-            and (wanted is None or r.model == wanted)
+            and (wanted is None or r.model in wanted)
             and (probes is None or r.probe == probes)
         )
 
@@ -221,6 +222,10 @@ class ScriptedBackend:
 
     def stream(self, request: ChatRequest) -> AsyncIterator[str]:
         self.requests.append(request)
+        served = self._catalog.get(request.provider)
+        if served is not None and request.model not in served:
+            step = _Step(error=lambda r: make_error(404, provider=r.provider, model=r.model))
+            return self._play(request, step)
         return self._play(request, self._next_step(request))
 
     async def list_models(self, provider: str) -> list[str]:
@@ -228,27 +233,36 @@ class ScriptedBackend:
             return list(self._catalog[provider])
         if self._settings is None:
             return []
-        return [m.id for m in self._settings.models_of(provider)]
+        return [i for m in self._settings.models_of(provider) for i in m.ids]
 
     async def aclose(self) -> None:
         self.closed = True
 
     # --- inside ----------------------------------------------------------------------------
 
-    def _model_id(self, model: str | None) -> str | None:
+    def _ids_of(self, model: str | None) -> tuple[str, ...] | None:
+        """A model key stands for every id of its entry; anything else is an id itself."""
         if model is not None and self._settings is not None and model in self._settings.models:
-            return self._settings.models[model].id
-        return model
+            return self._settings.models[model].ids
+        return None if model is None else (model,)
+
+    def _key_of(self, provider: str, model_id: str) -> str | None:
+        if self._settings is None:
+            return None
+        models = self._settings.models_of(provider)
+        return next((m.key for m in models if model_id in m.ids), None)
 
     def _set(self, provider: str, model: str | None, step: _Step, times: int | None) -> None:
-        key = (provider, self._model_id(model))
+        key = (provider, model)
         if times is None:
             self._rules[key] = step
         else:
             self._queues.setdefault(key, deque()).extend(step for _ in range(times))
 
     def _next_step(self, request: ChatRequest) -> _Step:
-        keys = ((request.provider, request.model), (request.provider, None))
+        entry = self._key_of(request.provider, request.model)
+        names = (request.model, entry) if entry is not None else (request.model,)
+        keys = (*((request.provider, name) for name in names), (request.provider, None))
         for key in keys:
             queue = self._queues.get(key)
             if queue:

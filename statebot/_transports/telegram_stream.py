@@ -179,6 +179,8 @@ class AnswerStream:
             await asyncio.gather(self.push_task, return_exceptions=True)
         if done.text != self.streamed and not self.message_ids:
             self.live = done.text  # the final word (redacted, say), while nothing is final yet
+        if done.footer:
+            self.live = f"{self.live.rstrip()}\n\n{done.footer}"  # who answered, for the chat's own
         for piece in split_markdown(self.live):
             if piece.strip():
                 await self._finish(piece)

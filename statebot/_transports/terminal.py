@@ -3,7 +3,7 @@
 Piped input works too: one line per message, a button pressed by its number or label, and the
 chat ends at the end of input, so that a conversation can be scripted:
 
-    printf '/start\\n1\\n⚡ Cerebras Llama 3.1\\nHello\\n' | statebot chat
+    printf '/start\\n1\\n⚡ Cerebras GPT-OSS 120B\\nHello\\n' | statebot chat
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ class TerminalChat:
         elif isinstance(effect, AnswerStarted):
             return
         elif isinstance(effect, AnswerDone):
+            if effect.footer:
+                self._print(f"\n{effect.footer}")
             self._print("" if effect.complete else "\n" + self.texts["stopped"])
         self._prompt()
 
