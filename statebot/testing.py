@@ -86,10 +86,14 @@ class BotKit:
         registry: Registry | None = None,
         clock: FakeClock | None = None,
         providers: ScriptedBackend | None = None,
+        over_http: bool = False,
     ) -> BotKit:
         """Load settings and flows (checked as ``statebot check`` does) and start a bot on them.
 
         ``admins`` adds admin ids; ``missing_keys`` names providers that start with no key.
+        ``over_http``: the bot talks HTTP to the providers' ``base_url`` (point them at
+        ``FakeOpenAI`` servers), with keys from the environment as ``statebot run`` does; then
+        ``kit.providers`` is not used.
         The settings' plugins are loaded into ``registry`` (the built-ins when none is given).
         """
         registry = registry if registry is not None else default_registry()
@@ -109,7 +113,7 @@ class BotKit:
             loaded,
             flow_set,
             store=store,
-            backend=providers,
+            backend=None if over_http else providers,
             registry=registry,
             clock=clock,
             deliver=deliver,
@@ -123,7 +127,8 @@ class BotKit:
             key_env = loaded.providers[name].key_env
             bot.health.disable(name, f"no key: set {key_env}")
             bot.catalog.no_key.add(name)
-        await bot.catalog.settle()  # the first listings: a real bot starts before they return
+        if not over_http:  # over HTTP, as a real bot, it starts before the listings return
+            await bot.catalog.settle()
         return kit
 
     def chat(

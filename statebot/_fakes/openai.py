@@ -208,7 +208,8 @@ class FakeOpenAI(ServerThread):
 
     async def respond(self, handler: JsonHandler, params: JSON, *path: str) -> tuple[int, JSON]:
         """GET /models."""
-        script, _ = self.arrive(handler, MODELS, {})
+        script, delay = self.arrive(handler, MODELS, {})
+        await self.idle(handler, delay)
         if script.status >= 300:
             return script.status, script.body or {}
         listed = [
