@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import tomli_w
-from conftest import FLOWS, ROOT, SETTINGS
+from conftest import ADMIN, FLOWS, ROOT, SETTINGS
 
 from statebot._fakes.openai import MODELS
 from statebot.testing import BotKit, FakeOpenAI
@@ -184,7 +184,8 @@ async def test_a_retirement_moves_the_chat_with_one_notice_and_it_returns_by_its
     groq = all_three.fakes["groq"]
     key, fallback = entries_of("groq")[1], SHIPPED["providers"]["groq"]["fallback_model"]
     retired = SHIPPED["models"][key]["ids"][0]
-    async with await BotKit.start(all_three.settings(), FLOWS, over_http=True) as kit:
+    settings = all_three.settings()
+    async with await BotKit.start(settings, FLOWS, over_http=True, admins=[ADMIN]) as kit:
         await kit.settle()  # the first listings
         chat = kit.chat()
         await chat.send("/model")
@@ -205,6 +206,11 @@ async def test_a_retirement_moves_the_chat_with_one_notice_and_it_returns_by_its
         await chat.send("/model")
         assert SHIPPED["models"][key]["button"] not in " ".join(chat.buttons)  # hidden
         assert (await chat.record()).model == key  # the user's choice stays
+        admin = kit.chat(ADMIN)
+        assert any(t.startswith("🔔 Groq") and "retired" in t for t in admin.texts)  # told once
+        await admin.send("/model")  # admins still see the entry, and why users do not
+        title = SHIPPED["models"][key]["title"]
+        assert f"⛔ Groq {title}: retired: groq serves none of {retired}" in admin.text
 
         groq.models.append(retired)  # served again
         kit.clock.advance(kit.bot.settings.catalog.refresh_seconds)
