@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
+from test_flow_errors import Case, Edit, apply, assert_reported, copy_project, problems_of
 
 from statebot import load_config
 from statebot._settings import load_env
@@ -152,9 +152,9 @@ CASES = [
     ),
     pytest.param(
         Case(
-            Edit(S, "open_seconds = 30", "open_seconds = -30"),
-            "health.open_seconds",
-            "open_seconds = -30",
+            Edit(S, "capacity_retry_seconds = 0.5", "capacity_retry_seconds = -0.5"),
+            "health.capacity_retry_seconds",
+            "capacity_retry_seconds = -0.5",
             "must not be negative",
             "use 0 or more",
         ),
@@ -189,6 +189,218 @@ CASES = [
             "use a shorter key",
         ),
         id="model-key-too-long-for-callback-data",
+    ),
+]
+
+
+# issue 11: what the running bot would trip on (written before the checks: xfail until then)
+XFAIL = pytest.mark.xfail(strict=True, reason="issue 11: not checked yet")
+
+
+def tripping(id: str, case: Case) -> object:
+    return pytest.param(case, id=id, marks=XFAIL)
+
+
+CASES += [
+    tripping(
+        "timeout-given-as-a-string",
+        Case(
+            Edit(
+                S,
+                "timeouts = { connect = 5, first_token = 40",
+                'timeouts = { connect = "5", first_token = 40',
+            ),
+            "providers.openrouter.timeouts.connect",
+            'connect = "5"',
+            "must be int or float, not str",
+            "a number without quotes",
+        ),
+    ),
+    tripping(
+        "timeout-of-zero",
+        Case(
+            Edit(S, "first_token = 40", "first_token = 0"),
+            "providers.openrouter.timeouts.first_token",
+            "first_token = 0",
+            "must be more than 0",
+            "seconds",
+        ),
+    ),
+    tripping(
+        "health-failures-to-open-zero",
+        Case(
+            Edit(S, "failures_to_open = 3", "failures_to_open = 0"),
+            "health.failures_to_open",
+            "failures_to_open = 0",
+            "must be 1 or more",
+            "failures in a row",
+        ),
+    ),
+    tripping(
+        "health-failures-to-open-not-whole",
+        Case(
+            Edit(S, "failures_to_open = 3", "failures_to_open = 2.5"),
+            "health.failures_to_open",
+            "failures_to_open = 2.5",
+            "must be int, not float",
+            "a whole number",
+        ),
+    ),
+    tripping(
+        "health-open-seconds-zero",
+        Case(
+            Edit(S, "open_seconds = 30", "open_seconds = 0"),
+            "health.open_seconds",
+            "open_seconds = 0",
+            "must be more than 0",
+            "seconds",
+        ),
+    ),
+    tripping(
+        "health-open-max-below-open",
+        Case(
+            Edit(S, "open_max_seconds = 600", "open_max_seconds = 10"),
+            "health.open_max_seconds",
+            "open_max_seconds = 10",
+            "must be open_seconds (30) or more",
+            "the cap of the doubling wait",
+        ),
+    ),
+    tripping(
+        "health-retry-budget-over-one",
+        Case(
+            Edit(S, "retry_budget = 0.2", "retry_budget = 1.5"),
+            "health.retry_budget",
+            "retry_budget = 1.5",
+            "must be 0 to 1",
+            "a share of requests",
+        ),
+    ),
+    tripping(
+        "health-deadline-zero",
+        Case(
+            Edit(S, "request_deadline_seconds = 90", "request_deadline_seconds = 0"),
+            "health.request_deadline_seconds",
+            "request_deadline_seconds = 0",
+            "must be more than 0",
+            "seconds",
+        ),
+    ),
+    tripping(
+        "history-chars-negative",
+        Case(
+            Edit(
+                S, "history_chars = 16000                #", "history_chars = -1                #"
+            ),
+            "models.cerebras-gpt-oss-120b.history_chars",
+            "history_chars = -1",
+            "must be more than 0",
+            "characters of history",
+        ),
+    ),
+    tripping(
+        "telegram-draft-seconds-zero",
+        Case(
+            Edit(S, "draft_seconds = 0.5", "draft_seconds = 0"),
+            "telegram.draft_seconds",
+            "draft_seconds = 0",
+            "must be more than 0",
+            "seconds",
+        ),
+    ),
+    tripping(
+        "telegram-seconds-given-as-a-string",
+        Case(
+            Edit(S, "stream_edit_seconds = 3 ", 'stream_edit_seconds = "3" '),
+            "telegram.stream_edit_seconds",
+            'stream_edit_seconds = "3"',
+            "must be int or float, not str",
+            "a number without quotes",
+        ),
+    ),
+    tripping(
+        "header-value-with-a-newline",
+        Case(
+            Edit(S, '"X-Title" = "statebot"', '"X-Title" = "statebot\\nX-Evil: 1"'),
+            "providers.openrouter.headers.X-Title",
+            '"X-Title" = ',
+            "contains a line break",
+            "header injection",
+        ),
+    ),
+    tripping(
+        "header-value-not-ascii",
+        Case(
+            Edit(S, '"X-Title" = "statebot"', '"X-Title" = "статбот"'),
+            "providers.openrouter.headers.X-Title",
+            '"X-Title" = ',
+            "must be ASCII",
+            "httpx",
+        ),
+    ),
+    tripping(
+        "header-name-not-a-token",
+        Case(
+            Edit(S, '"X-Title" = "statebot"', '"X Title" = "statebot"'),
+            "providers.openrouter.headers.X Title",
+            '"X Title" = ',
+            "not a valid HTTP header name",
+            "letters, digits",
+        ),
+    ),
+    tripping(
+        "authorization-header",
+        Case(
+            Edit(S, '"X-Title" = "statebot"', '"X-Title" = "statebot", authorization = "Bearer x"'),
+            "providers.openrouter.headers.authorization",
+            "authorization = ",
+            "the Authorization header is made from key_env",
+            "remove it",
+        ),
+    ),
+    tripping(
+        "webhook-url-over-http",
+        Case(
+            Edit(S, '# webhook_url = "https://', 'webhook_url = "http://'),
+            "telegram.webhook_url",
+            'webhook_url = "http://',
+            "Telegram posts webhooks over HTTPS only",
+            "https://",
+        ),
+    ),
+    tripping(
+        "webhook-url-on-a-port-telegram-refuses",
+        Case(
+            Edit(
+                S,
+                '# webhook_url = "https://bot.example.com/',
+                'webhook_url = "https://bot.example.com:8080/',
+            ),
+            "telegram.webhook_url",
+            "webhook_url = ",
+            "port 8080: Telegram posts webhooks to ports 443, 80, 88 and 8443 only",
+            "port = 8080",
+        ),
+    ),
+    tripping(
+        "listen-not-an-ip-address",
+        Case(
+            Edit(S, 'listen = "0.0.0.0"', 'listen = "bot.example.com"'),
+            "telegram.listen",
+            'listen = "bot.example.com"',
+            "must be an IP address",
+            "0.0.0.0",
+        ),
+    ),
+    tripping(
+        "store-path-in-a-missing-folder",
+        Case(
+            Edit(S, 'path = "statebot.db"', 'path = "no-such-folder/statebot.db"'),
+            "store.path",
+            'path = "no-such-folder/statebot.db"',
+            "folder 'no-such-folder' does not exist",
+            "working directory",
+        ),
     ),
 ]
 
@@ -247,3 +459,20 @@ def test_load_env_without_a_file_changes_nothing(tmp_path: Path, env: pytest.Mon
     before = dict(os.environ)
     assert load_env(tmp_path / ".env") == []
     assert dict(os.environ) == before
+
+
+# --- files that are not UTF-8 -------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11: a traceback today")
+@pytest.mark.parametrize("file", [S, "flows/menu.toml"])
+def test_a_byte_that_is_not_utf8_is_one_problem_at_its_line(tmp_path: Path, file: str) -> None:
+    root = copy_project(tmp_path)
+    path = root / file
+    data = path.read_bytes()
+    at = data.index(b"\n", len(data) // 2) + 1  # the start of a line in the middle
+    path.write_bytes(data[:at] + b"# caf\xff\n" + data[at:])
+    problems = problems_of(root, match="not UTF-8")
+    assert [(Path(p.file), p.line) for p in problems] == [(path, data[:at].count(b"\n") + 1)]
+    assert "byte 0xFF" in problems[0].message
+    assert "save it as UTF-8" in problems[0].hint
