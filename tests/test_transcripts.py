@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
 
-from conftest import ADMIN, FLOWS, SETTINGS
+from conftest import ADMIN, FLOWS, ROOT, SETTINGS
 
 from statebot import AnswerButtons, AnswerDelta, AnswerDone, AnswerStarted, Reply
 from statebot._store.sqlite import SqliteStore
@@ -303,36 +304,24 @@ async def test_the_kit_reads_the_state_with_a_sqlite_store_too(tmp_path: Path) -
         assert chat.state == "model_choice.choosing" == (await chat.record()).state
 
 
-async def test_a_flow_author_adds_an_action_a_guard_and_a_placeholder(tmp_path: Path) -> None:
-    """The README's example: the registry is how a flow gets new names, checked at load time."""
-    import shutil
+def readme_block(first_line: str) -> str:
+    """The README's code block that starts with ``first_line`` (a file's name in a comment)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(rf"```\w+\n({re.escape(first_line)}\n.*?)```", readme, re.S)
+    assert found, f"README: no code block starting with {first_line!r}"
+    return found.group(1)
 
-    from statebot import default_registry
-    from statebot._engine.registry import Turn
 
+async def test_the_readmes_plugin_and_flow_work_as_written(tmp_path: Path) -> None:
+    """The README's plugin example, end to end: settings name it, the flow uses its names."""
     shutil.copytree(FLOWS, tmp_path / "flows")
-    (tmp_path / "flows" / "topic.toml").write_text(
-        '[flow]\ninitial = "ask"\n\n[global]\n"/topic" = { go = "ask" }\n\n'
-        '[states.ask]\ntext = { ru = "Тема?", en = "Topic?" }\n'
-        'on.text = [\n  { if = "has_topic", say = { ru = "Тема: {topic}", en = "{topic}" } },\n'
-        '  { do = "remember_topic", go = "ask" },\n]\n',
-        encoding="utf-8",
-    )
-    registry = default_registry()
-
-    @registry.action("remember_topic")
-    async def remember_topic(turn: Turn) -> None:
-        turn.record.data["topic"] = turn.event.text
-
-    @registry.guard("has_topic")
-    def has_topic(turn: Turn) -> bool:
-        return "topic" in turn.record.data
-
-    @registry.placeholder("topic")
-    def topic(turn: Turn) -> str:
-        return str(turn.record.data.get("topic", ""))
-
-    async with await BotKit.start(SETTINGS, tmp_path / "flows", registry=registry) as kit:
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "topic.py").write_text(readme_block("# plugins/topic.py"), "utf-8")
+    (tmp_path / "flows" / "topic.toml").write_text(readme_block("# flows/topic.toml"), "utf-8")
+    plugins = readme_block("# settings.toml").split("\n")[-2]  # plugins = [...]
+    settings = SETTINGS.read_text(encoding="utf-8").replace("[bot]\n", f"[bot]\n{plugins}\n", 1)
+    (tmp_path / "settings.toml").write_text(settings, encoding="utf-8")
+    async with await BotKit.start(tmp_path / "settings.toml", tmp_path / "flows") as kit:
         chat = kit.chat()
         await chat.send("/topic")
         await chat.send("кошки")
