@@ -136,7 +136,7 @@ def test_run_with_a_token_telegram_refuses_says_so(
 
 async def test_the_webhook_refuses_updates_without_the_secret_and_answers_health() -> None:
     tg = await TelegramKit.start()
-    server = WebhookServer(tg.transport.application, path="/telegram/hook", secret=SECRET)
+    server = WebhookServer(tg.transport.process_json, path="/telegram/hook", secret=SECRET)
     port = await server.start("127.0.0.1", 0)
     url = f"http://127.0.0.1:{port}"
     body = {"update_id": 77, "message": message(7, "/menu")}

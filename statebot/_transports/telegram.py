@@ -30,6 +30,7 @@ from .._engine.locks import ChatLocks
 from .._store.base import ChatRecord
 from .telegram_render import Relay, Renderer
 from .telegram_send import SCOPE, Scope, Sender, scope_for
+from .webhook import NotAnUpdate
 
 log = logging.getLogger("statebot.telegram")
 
@@ -136,16 +137,31 @@ class TelegramTransport:
     # --- updates --------------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: object) -> None:
+        await self.process(update)
+
+    async def process_json(self, data: dict[str, Any]) -> bool:
+        """A webhook's update as posted: False when handling failed (the webhook answers 500
+        and Telegram posts it again); raises NotAnUpdate for JSON that is no update."""
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:  # python-telegram-bot's own parsing: any shape error
+            raise NotAnUpdate(f"{type(exc).__name__}: {exc}") from None
+        return await self.process(update)
+
+    async def process(self, update: Update) -> bool:
+        """Handle one update in its chat's order; False when handling failed (logged)."""
         chat = update.effective_chat
         if chat is None:
             if update.callback_query is not None:  # a press in an inline message: still answered
                 await self.renderer.answer_press(Scope(0, query_id=update.callback_query.id))
-            return
+            return True
         async with self._gates.hold(chat.id):  # taken before any await: the chat's order
             try:
                 await self._route(update, chat)
             except Exception:
                 log.exception("update %s in chat %s failed", update.update_id, chat.id)
+                return False
+        return True
 
     async def _route(self, update: Update, chat: Chat) -> None:
         message = update.message

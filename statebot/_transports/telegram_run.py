@@ -102,7 +102,7 @@ async def _start_webhook(transport: TelegramTransport) -> WebhookServer:
     secret = settings.secret()
     assert settings.webhook_url is not None and secret is not None  # checked by `statebot run`
     path = urlsplit(settings.webhook_url).path or "/"
-    server = WebhookServer(transport.application, path=path, secret=secret)
+    server = WebhookServer(transport.process_json, path=path, secret=secret)
     await server.start(settings.listen, settings.port)
     await transport.application.bot.set_webhook(
         settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
