@@ -139,6 +139,7 @@ def _run(settings: Settings, flows: FlowSet) -> int:
     """``statebot run``: the checks a person can fix, then the bot until SIGTERM or SIGINT."""
     from telegram.error import InvalidToken, TelegramError
 
+    from ._errors import BotApiUnusable
     from ._store.sqlite import SqliteStore
     from ._transports.telegram import quiet_http_logs
     from ._transports.telegram_run import serve
@@ -167,6 +168,9 @@ def _run(settings: Settings, flows: FlowSet) -> int:
 
     try:
         asyncio.run(run())
+    except BotApiUnusable as exc:
+        print(f"statebot: Telegram: {exc}", file=sys.stderr)
+        return 1
     except InvalidToken:
         print(f"statebot: Telegram refused the token in {telegram.token_env}", file=sys.stderr)
         return 1

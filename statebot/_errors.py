@@ -3,6 +3,8 @@
     StatebotError
     ├── ConfigError              a flow set or settings file that cannot run (carries every Problem)
     ├── StoreError               the store cannot read or write
+    ├── BotApiUnusable           at start-up, the Bot API server answered a method in a way
+    │                            no Bot API does (.method, .url)
     └── ProviderError            one request to one provider failed (.provider, .model, .status)
         ├── RateLimited          429: .retry_after seconds until the announced reset
         ├── Overloaded           503, Groq 498, Cerebras 429 queue_exceeded: try again shortly
@@ -62,6 +64,15 @@ class ConfigError(StatebotError):
 
 class StoreError(StatebotError):
     """The store could not read or write a record."""
+
+
+class BotApiUnusable(StatebotError):
+    """At start-up, ``method`` at ``url`` got an answer no Bot API server gives (a 404 after getMe
+    worked, a getMe that is no bot): a wrong ``base_url``, or a server that is not a Bot API."""
+
+    def __init__(self, method: str, url: str, detail: str) -> None:
+        super().__init__(f"{method} at {url}: {detail}")
+        self.method, self.url, self.detail = method, url, detail
 
 
 class Outcome(StrEnum):

@@ -27,6 +27,7 @@ from telegram.request import BaseRequest
 from .._bot import Bot
 from .._engine.events import Event, Kind
 from .._engine.locks import ChatLocks
+from .._errors import BotApiUnusable
 from .._store.base import ChatRecord
 from .telegram_render import Relay, Renderer
 from .telegram_send import SCOPE, Scope, Sender, scope_for
@@ -95,9 +96,22 @@ class TelegramTransport:
         self.engine.stop_answer(chat_id)
 
     async def initialize(self) -> None:
-        """Start talking to the Bot API (getMe) and publish the command menu."""
-        await self.application.initialize()
-        await self.set_commands()
+        """Start talking to the Bot API (getMe) and publish the command menu. The menu is
+        cosmetic: when Telegram refuses it the bot still runs (and says why in the log)."""
+        try:
+            await self.application.initialize()
+        except TelegramError:
+            raise  # InvalidToken: the token; NetworkError: the server cannot be reached
+        except Exception as exc:  # python-telegram-bot could not read the answer as a bot
+            raise BotApiUnusable(
+                "getMe", self.bot.settings.telegram.base_url,
+                f"the answer is not a bot's description ({type(exc).__name__}: {exc}); "
+                "is [telegram] base_url a Bot API server?",
+            ) from None  # fmt: skip
+        try:
+            await self.set_commands()
+        except TelegramError as exc:
+            log.warning("the command menu was not published (the bot runs without it): %s", exc)
         await self.relay.attach(self.renderer.deliver)
 
     async def set_commands(self) -> None:

@@ -17,11 +17,13 @@ import signal
 from typing import Any
 from urllib.parse import urlsplit
 
+from telegram.error import InvalidToken
 from telegram.ext import BaseRateLimiter
 from telegram.request import BaseRequest
 
 from .._bot import build_bot
 from .._clock import Clock
+from .._errors import BotApiUnusable
 from .._flows.model import FlowSet
 from .._providers.base import Backend
 from .._settings import Settings
@@ -76,11 +78,19 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
     try:
         await transport.initialize()
         await app.start()
-        if settings.mode == "webhook":
-            server = await _start_webhook(transport)
-        else:
-            assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        method = "setWebhook" if settings.mode == "webhook" else "deleteWebhook"
+        try:
+            if settings.mode == "webhook":
+                server = await _start_webhook(transport)
+            else:
+                assert app.updater is not None
+                await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        except InvalidToken as exc:  # getMe took the token: this 404 is the method's
+            raise BotApiUnusable(
+                method, settings.base_url,
+                f"answered 404 ({exc}) although getMe worked; is [telegram] base_url the root of "
+                "a Bot API server?",
+            ) from None  # fmt: skip
         log.info("@%s is running (%s)", app.bot.username, settings.mode)
         await stop.wait()
     finally:
