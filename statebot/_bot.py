@@ -87,10 +87,19 @@ def with_admins(settings: Settings, admins: frozenset[int]) -> Settings:
     return dataclasses.replace(settings, bot=bot)
 
 
+# A reload swaps these in; the rest of the settings is read once, when the bot is built (the
+# router, health board, catalog, store, transport and backend keep what they were given).
+_LIVE_BOT = ("admins", "languages", "group_model_changers")
+_RESTART = ("providers", "models", "health", "catalog", "store", "telegram")
+_RESTART_BOT = ("fallback", "demo", "plugins")
+FILE_DEFAULT = "default_model_file"  # the store's copy of [bot] default_model when last applied
+
+
 def _reloader(
     engine: Engine, registry: Registry, extra_admins: frozenset[int]
 ) -> Callable[[], Awaitable[tuple[bool, str]]]:
-    """What /admin → reload runs: all checked first; a broken set changes nothing."""
+    """What /admin → reload runs: all checked first; a broken set changes nothing. The report
+    names every setting that changed: applied, or left as it runs until a restart."""
 
     async def reload() -> tuple[bool, str]:
         settings, flows = engine.settings, engine.flows
@@ -104,22 +113,69 @@ def _reloader(
                 False,
                 f"not reloaded: {len(exc.problems)} problems, the bot runs as before\n{problems}",
             )
-        new_settings = with_admins(new_settings, extra_admins)
-        note = ""
-        if (new_settings.providers, new_settings.models) != (settings.providers, settings.models):
-            new_settings = dataclasses.replace(
-                new_settings, providers=settings.providers, models=settings.models
-            )
-            note = "\nproviders and models changed: they take effect at the next restart"
-        if new_settings.bot.plugins != settings.bot.plugins:
-            bot = dataclasses.replace(new_settings.bot, plugins=settings.bot.plugins)
-            new_settings = dataclasses.replace(new_settings, bot=bot)
-            note += "\nplugins changed: they are loaded at the next restart"
+        new_settings, applied, restart = _split_reload(
+            settings, with_admins(new_settings, extra_admins)
+        )
+        if new_settings.bot.default_model != settings.bot.default_model:
+            applied.insert(0, await _new_default(engine, new_settings.bot.default_model))
+        if _menus(new_flows, new_settings) != _menus(flows, settings):
+            restart.append("the command menu in Telegram")
         engine.reload(new_settings, new_flows)
         log.info("flows and settings reloaded")
-        return True, f"reloaded: {len(new_flows.flows)} flows, {len(new_flows.states)} states{note}"
+        report = f"reloaded: {len(new_flows.flows)} flows, {len(new_flows.states)} states"
+        if applied:
+            report += f"\napplied: {', '.join(applied)}"
+        if restart:
+            report += f"\nneeds a restart, the bot runs as before with: {', '.join(restart)}"
+        return True, report
 
     return reload
+
+
+def _split_reload(old: Settings, new: Settings) -> tuple[Settings, list[str], list[str]]:
+    """``new`` with what only a restart can change kept as it runs; and the names of what
+    changed: applied by the reload, and left for a restart."""
+    applied = [f"[bot] {n}" for n in _LIVE_BOT if getattr(new.bot, n) != getattr(old.bot, n)]
+    if new.access != old.access:
+        applied.append("[access]")
+    restart = [f"[bot] {n}" for n in _RESTART_BOT if getattr(new.bot, n) != getattr(old.bot, n)]
+    bot = dataclasses.replace(new.bot, **{n: getattr(old.bot, n) for n in _RESTART_BOT})
+    kept = {n: getattr(old, n) for n in _RESTART if getattr(new, n) != getattr(old, n)}
+    restart += [f"[{n}]" for n in kept]
+    if new.locked != old.locked:
+        restart.append(old.catalog.lock)
+    if new.bot.default_model not in old.models:  # a new entry: it comes with the restart
+        restart.append("[bot] default_model")
+        bot = dataclasses.replace(bot, default_model=old.bot.default_model)
+    return dataclasses.replace(new, bot=bot, locked=old.locked, **kept), applied, restart
+
+
+async def _new_default(engine: Engine, model: str) -> str:
+    """A changed ``[bot] default_model`` applies, replacing the default an admin chose in
+    /admin: the operator who edits the file and reloads expects the file's model."""
+    chosen = await engine.store.get_setting("default_model")
+    await engine.store.set_setting("default_model", None)
+    await engine.store.set_setting(FILE_DEFAULT, model)
+    engine.default_model = model
+    replaced = " (replaces the default chosen in /admin)" if isinstance(chosen, str) else ""
+    return f"[bot] default_model = {model}{replaced}"
+
+
+async def adopt_file_default(store: Store, settings: Settings) -> None:
+    """At start, the reload's rule: an admin's default stands until the file's changes."""
+    seen = await store.get_setting(FILE_DEFAULT)
+    if seen != settings.bot.default_model:
+        if seen is not None:
+            await store.set_setting("default_model", None)
+        await store.set_setting(FILE_DEFAULT, settings.bot.default_model)
+
+
+def _menus(flows: FlowSet, settings: Settings) -> list[object]:
+    """What ``set_commands`` publishes to Telegram at start: each language's menus."""
+    return [
+        (language, flows.command_menu(language), flows.command_menu(language, admin=True))
+        for language in settings.bot.languages
+    ]
 
 
 def load_config(
@@ -239,6 +295,7 @@ async def build_bot(
     )
     engine_box.append(engine)
     engine.reloader = _reloader(engine, registry, extra_admins)
+    await adopt_file_default(store, settings)
     await engine.start()
     catalog.start()  # in the background: start-up never waits on a provider's /models
     if demo:

@@ -68,6 +68,11 @@ class Checker:
         ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
-            self.add((*path, key), f"must be {names}, not {type(value).__name__}")
+            hint = ""
+            if int in kinds and isinstance(value, str):
+                hint = f"a number without quotes: {key} = {value.strip() or 5}"
+            elif kinds == (int,) and isinstance(value, float):
+                hint = f"a whole number: {key} = {round(value)}"
+            self.add((*path, key), f"must be {names}, not {type(value).__name__}", hint)
             return default
         return value

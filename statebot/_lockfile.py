@@ -22,7 +22,7 @@ import tomli_w
 
 from ._checks import Checker
 from ._errors import Problem
-from ._tomlsource import decode_error_line, read_toml
+from ._tomlsource import read_toml, unreadable
 
 HEADER = (
     "# Written by `statebot models --lock`: the id each menu entry resolved to, and when.\n"
@@ -46,9 +46,7 @@ def read_lock(path: Path) -> tuple[dict[str, Locked], list[Problem]]:
     except OSError as exc:
         return {}, [Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        line = decode_error_line(exc) if isinstance(exc, tomllib.TOMLDecodeError) else None
-        hint = "run `statebot models --lock` to write it again"
-        return {}, [Problem(str(path), "", f"not valid TOML: {exc}", hint, line)]
+        return {}, [unreadable(path, exc, "run `statebot models --lock` to write it again")]
     check = Checker(source, str(path))
     check.known_keys(source.data, (), ("models",))
     locked: dict[str, Locked] = {}

@@ -6,17 +6,19 @@ key, and ``load_env`` fills the environment from an untracked ``.env`` without o
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._checks import Checker, did_you_mean
 from ._errors import ConfigError, Problem
 from ._lockfile import read_lock
-from ._tomlsource import decode_error_line, read_toml
+from ._tomlsource import read_toml, unreadable
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for InlineKeyboardButton.callback_data
 
@@ -185,6 +187,66 @@ _MODEL = ("provider", "ids", "id", "title", "button", "history_chars")
 _DEMO = ("auto", "on", "off")
 _MODES = ("polling", "webhook")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a token (RFC 9110, 5.1 and 5.6.2)
+_OUR_HEADERS = ("accept", "content-type", "content-length", "host", "transfer-encoding")
+OFFICIAL_BOT_API = "https://api.telegram.org"
+# setWebhook (https://core.telegram.org/bots/api#setwebhook): the url is an "HTTPS URL to send
+# updates to", and "Ports currently supported for webhooks: 443, 80, 88, 8443". A local Bot API
+# server (https://core.telegram.org/bots/api#using-a-local-bot-api-server) also takes an HTTP URL
+# and any port: the rules hold only while base_url is Telegram's own.
+WEBHOOK_PORTS = (443, 80, 88, 8443)
+
+
+@dataclass(frozen=True)
+class _Range:
+    """What a number setting may be; ``meaning`` is the hint when it is not."""
+
+    meaning: str
+    whole: bool = False  # int only
+    least: float | None = None  # value >= least
+    above: float | None = None  # value > above
+    most: float | None = None  # value <= most (with least: "must be LEAST to MOST")
+    name: str = ""  # what the range is, in the message: "a TCP port, "
+
+
+def _seconds(meaning: str, *, zero: bool = False) -> _Range:
+    """Seconds: more than 0 (a wait of 0 or less breaks what waits), or 0 too when ``zero``."""
+    return _Range(f"use 0 or more: {meaning}", least=0) if zero else _Range(meaning, above=0)
+
+
+_TIMEOUTS = {
+    "connect": _seconds("seconds to connect; e.g. connect = 5"),
+    "first_token": _seconds("seconds until an answer's first token; e.g. first_token = 20"),
+    "total": _seconds("seconds for a whole answer; e.g. total = 120"),
+}
+_HEALTH = {
+    "failures_to_open": _Range(
+        "failures in a row that open a provider's circuit; e.g. 3", whole=True, least=1
+    ),
+    "open_seconds": _seconds("seconds before an open circuit's first probe; e.g. 30"),
+    "open_max_seconds": _seconds("seconds: the cap of the doubling wait; e.g. 600"),
+    "capacity_retry_seconds": _seconds("seconds before the one retry after a 503", zero=True),
+    "retry_budget": _Range("a share of requests: 0.2 lets retries add 20%", least=0, most=1),
+    "request_deadline_seconds": _seconds("seconds for one question, all attempts; e.g. 90"),
+}
+_TELEGRAM_NUMBERS = {
+    "port": _Range("0 picks a free port", whole=True, least=0, most=65535, name="a TCP port, "),
+    "stream_edit_seconds": _seconds("seconds between edits of a streaming answer; e.g. 3"),
+    "draft_seconds": _seconds("seconds between draft updates; e.g. 0.5"),
+    "shutdown_grace_seconds": _seconds("seconds answers may finish after SIGTERM", zero=True),
+    "flood_retries": _Range("retries after Telegram's 429; e.g. 5", whole=True, least=0),
+    "concurrent_updates": _Range("updates handled at once; e.g. 64", whole=True, least=1),
+}
+_ACCESS_NUMBERS = {
+    "questions_per_hour": _Range("0 means no limit", whole=True, least=0),
+    "max_input_chars": _Range("0 means no limit", whole=True, least=0),
+}
+_CATALOG_NUMBERS = {
+    "refresh_seconds": _Range(
+        "providers' model lists change daily at most; 3600 is a good value", least=60
+    ),
+}
+_HISTORY = _Range("characters of history sent with a question; e.g. 24000", whole=True, above=0)
 _MODEL_TRIGGERS = ("model", "default_model")  # model keyboards' triggers: data is TRIGGER:KEY
 
 
@@ -195,11 +257,8 @@ def load_settings(path: str | Path) -> Settings:
         source = read_toml(path)
     except OSError as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        line = decode_error_line(exc)
-        raise ConfigError(
-            [Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line", line)]
-        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([unreadable(path, exc)]) from None
     check = Checker(source, str(path))
     settings = _parse(source.data, check, str(path))
     if check.problems or settings is None:
@@ -258,12 +317,10 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
         check.add(("bot", "plugins"), "must be a list of plugin files or module names",
                   'e.g. plugins = ["plugins/rating.py", "mypackage.plugin"]')  # fmt: skip
         plugins = []
-    health = _parse_numbers(check, data, "health", HealthSettings)
+    health = _parse_health(check.table(data, "health", ()), check)
     store_raw = check.table(data, "store", ())
     check.known_keys(store_raw, ("store",), ("path",))
-    store = StoreSettings(
-        path=check.typed(store_raw, "path", str, ("store",), default="statebot.db")
-    )
+    store = _parse_store(store_raw, check)
     telegram = _parse_telegram(check.table(data, "telegram", ()), check)
     access = _parse_access(check.table(data, "access", ()), check)
     catalog = _parse_catalog(check.table(data, "catalog", ()), check)
@@ -324,18 +381,7 @@ def _parse_catalog(raw: dict[str, Any], check: Checker) -> CatalogSettings:
     if not lock.strip():
         check.add((*where, "lock"), "must be a file name", 'e.g. lock = "models.lock.toml"')
         lock = defaults.lock
-    refresh = check.typed(raw, "refresh_seconds", (int, float), where, default=None)
-    if refresh is not None and refresh < 60:
-        check.add(
-            (*where, "refresh_seconds"),
-            "must be 60 or more",
-            "providers' model lists change daily at most; 3600 is a good value",
-        )
-        refresh = None
-    return CatalogSettings(
-        lock=lock,
-        refresh_seconds=float(refresh) if refresh is not None else defaults.refresh_seconds,
-    )
+    return CatalogSettings(lock=lock, **_numbers(raw, check, where, _CATALOG_NUMBERS))
 
 
 def _parse_access(raw: dict[str, Any], check: Checker) -> AccessSettings:
@@ -346,14 +392,7 @@ def _parse_access(raw: dict[str, Any], check: Checker) -> AccessSettings:
         check.add((*where, "allow"), "must be a list of Telegram user ids (numbers)",
                   "e.g. allow = [123456789]; [] lets everyone in")  # fmt: skip
         allow = []
-    numbers = {}
-    for key, default in (("questions_per_hour", 60), ("max_input_chars", 4000)):
-        value = check.typed(raw, key, int, where, default=default)
-        if value < 0:
-            check.add((*where, key), "must not be negative", "0 means no limit")
-            value = default
-        numbers[key] = value
-    return AccessSettings(frozenset(allow), **numbers)
+    return AccessSettings(frozenset(allow), **_numbers(raw, check, where, _ACCESS_NUMBERS))
 
 
 def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderSettings]:
@@ -375,15 +414,9 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
                 'keys go in the environment or in .env; key_env = "GROQ_API_KEY" names one',
             )
         timeouts_raw = check.typed(table, "timeouts", dict, where, default={})
-        check.known_keys(timeouts_raw, (*where, "timeouts"), ("connect", "first_token", "total"))
-        timeouts = Timeouts(
-            **{
-                k: float(v)
-                for k, v in timeouts_raw.items()
-                if k in ("connect", "first_token", "total") and isinstance(v, int | float)
-            }
-        )
-        headers = check.typed(table, "headers", dict, where, default={})
+        check.known_keys(timeouts_raw, (*where, "timeouts"), _TIMEOUTS)
+        timeouts = Timeouts(**_numbers(timeouts_raw, check, (*where, "timeouts"), _TIMEOUTS))
+        headers = _headers(check.typed(table, "headers", dict, where, default={}), check, where)
         public_models = check.typed(table, "public_models", bool, where, default=False)
         if base_url and key_env:
             providers[name] = ProviderSettings(
@@ -393,7 +426,7 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
                 key_env=key_env,
                 fallback_model=check.typed(table, "fallback_model", str, where),
                 timeouts=timeouts,
-                headers={str(k): str(v) for k, v in headers.items()},
+                headers=headers,
                 public_models=public_models,
             )
     return providers
@@ -427,9 +460,9 @@ def _parse_models(
         ids = _model_ids(table, check, where)
         title = check.typed(table, "title", str, where, default=key)
         button = check.typed(table, "button", str, where, default=title)
-        budget = check.typed(table, "history_chars", int, where, default=24000)
+        budget = _numbers(table, check, where, {"history_chars": _HISTORY})
         if provider in providers and ids:
-            models[key] = ModelSettings(key, provider, ids, title, button, budget)
+            models[key] = ModelSettings(key, provider, ids, title, button, **budget)
     for name, provider_settings in providers.items():
         fallback_model = provider_settings.fallback_model
         if fallback_model is not None and models.get(fallback_model) is None:
@@ -505,23 +538,20 @@ def _parse_telegram(raw: dict[str, Any], check: Checker) -> TelegramSettings:
     if mode not in _MODES:
         check.add((*where, "mode"), "must be polling or webhook", did_you_mean(mode, _MODES))
     values["mode"] = mode
-    values["listen"] = check.typed(raw, "listen", str, where, default=defaults.listen)
-    port = check.typed(raw, "port", int, where, default=defaults.port)
-    if not 0 <= port <= 65535:
-        check.add((*where, "port"), "must be a TCP port, 0 to 65535")
-    values["port"] = port
-    for name in ("stream_edit_seconds", "draft_seconds", "shutdown_grace_seconds"):
-        seconds = check.typed(raw, name, (int, float), where)
-        if seconds is not None and seconds < 0:
-            check.add((*where, name), "must not be negative", "use 0 or more")
-        elif seconds is not None:
-            values[name] = float(seconds)
-    for name, least in (("flood_retries", 0), ("concurrent_updates", 1)):
-        count = check.typed(raw, name, int, where)
-        if count is not None and count < least:
-            check.add((*where, name), f"must be {least} or more")
-        elif count is not None:
-            values[name] = count
+    values |= _numbers(raw, check, where, _TELEGRAM_NUMBERS)
+    official = values.get("base_url", defaults.base_url) == OFFICIAL_BOT_API
+    if "webhook_url" in values and official:
+        _check_webhook_url(values["webhook_url"], values.get("port", defaults.port), check)
+    listen = check.typed(raw, "listen", str, where, default=defaults.listen)
+    if _is_listen_address(listen):
+        values["listen"] = listen
+    else:
+        check.add(
+            (*where, "listen"),
+            "must be an IP address",
+            '"0.0.0.0": every IPv4 interface, "::": every IPv6 one, '
+            '"127.0.0.1" behind a proxy on this machine',
+        )
     if mode == "webhook":
         for name in ("webhook_url", "secret_env"):
             if name not in raw:
@@ -533,22 +563,144 @@ def _parse_telegram(raw: dict[str, Any], check: Checker) -> TelegramSettings:
     return TelegramSettings(**values)
 
 
-def _parse_numbers(
-    check: Checker, data: dict[str, Any], key: str, cls: type[HealthSettings]
-) -> HealthSettings:
-    raw = check.table(data, key, ())
-    defaults = cls()
-    fields = list(defaults.__dataclass_fields__)
-    check.known_keys(raw, (key,), fields)
+def _numbers(
+    raw: dict[str, Any], check: Checker, where: tuple[str, ...], rules: dict[str, _Range]
+) -> dict[str, Any]:
+    """The numbers of ``raw`` that ``rules`` allow (ints, or floats where fractions are); each
+    one of the wrong type or out of range is a problem and left out, so its default stays."""
     values: dict[str, Any] = {}
-    for name in fields:
-        value = check.typed(raw, name, (int, float), (key,))
-        if value is not None:
-            if value < 0:
-                check.add((key, name), "must not be negative", "use 0 or more")
-            else:
-                values[name] = type(getattr(defaults, name))(value)
-    return cls(**values)
+    for key, rule in rules.items():
+        value = check.typed(raw, key, int if rule.whole else (int, float), where)
+        if value is None:
+            continue
+        if rule.most is not None and not (rule.least or 0) <= value <= rule.most:
+            message = f"must be {rule.name}{rule.least or 0:g} to {rule.most:g}"
+        elif rule.above is not None and value <= rule.above:
+            message = f"must be more than {rule.above:g}"
+        elif rule.least is not None and value < rule.least:
+            message = (
+                "must not be negative" if rule.least == 0 else f"must be {rule.least:g} or more"
+            )
+        else:
+            values[key] = value if rule.whole else float(value)
+            continue
+        check.add((*where, key), message, rule.meaning)
+    return values
+
+
+def _parse_health(raw: dict[str, Any], check: Checker) -> HealthSettings:
+    check.known_keys(raw, ("health",), _HEALTH)
+    health = HealthSettings(**_numbers(raw, check, ("health",), _HEALTH))
+    if "open_max_seconds" in raw and health.open_max_seconds < health.open_seconds:
+        check.add(
+            ("health", "open_max_seconds"),
+            f"must be open_seconds ({health.open_seconds:g}) or more",
+            "the cap of the doubling wait that starts at open_seconds",
+        )
+        health = replace(health, open_max_seconds=health.open_seconds)
+    return health
+
+
+def _parse_store(raw: dict[str, Any], check: Checker) -> StoreSettings:
+    """The database file's folder must exist: SQLite creates the file, never the folder. A
+    relative path is opened relative to the working directory (``sqlite3.connect``, as ``run``
+    does), so it is checked there."""
+    path = check.typed(raw, "path", str, ("store",), default=StoreSettings.path)
+    if path == ":memory:":
+        return StoreSettings(path)
+    where = f"relative to the working directory, {Path.cwd()}"
+    if not path.strip():
+        check.add(("store", "path"), "must be a file name", 'e.g. path = "statebot.db"')
+    elif Path(path).is_dir():
+        check.add(("store", "path"), f"'{path}' is a folder", f"name a file in it; {where}")
+    elif not Path(path).parent.is_dir():
+        check.add(
+            ("store", "path"),
+            f"folder '{Path(path).parent}' does not exist",
+            f"create it, or name a file in a folder that exists; {where}",
+        )
+    else:
+        return StoreSettings(path)
+    return StoreSettings()
+
+
+def _headers(raw: dict[str, Any], check: Checker, where: tuple[str, ...]) -> dict[str, str]:
+    """Extra request headers, refused here rather than by httpx at request time (or, worse,
+    sent: a line break in a value would start a header of its own)."""
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        at = (*where, "headers", name)
+        if name.lower() == "authorization":
+            check.add(
+                at,
+                "the Authorization header is made from key_env",
+                "remove it: the key goes in the variable key_env names",
+            )
+        elif name.lower() in _OUR_HEADERS:
+            check.add(at, f"statebot sets {name} itself", "remove it")
+        elif not _HEADER_NAME.fullmatch(name):
+            check.add(
+                at,
+                f"'{name}' is not a valid HTTP header name",
+                "letters, digits and !#$%&'*+-.^_`|~ only: no spaces or colons",
+            )
+        elif not isinstance(value, str):
+            check.add(at, f"must be a string, not {type(value).__name__}", f'"{name}" = "..."')
+        elif "\n" in value or "\r" in value:
+            check.add(
+                at,
+                "contains a line break",
+                "a line break would start another header, a header injection: remove it",
+            )
+        elif not value.isascii() or not value.isprintable():
+            check.add(
+                at,
+                "must be ASCII, printable",
+                "httpx sends header values as ASCII: transliterate or percent-encode it",
+            )
+        else:
+            headers[name] = value
+    return headers
+
+
+def _check_webhook_url(url: str, port: int, check: Checker) -> None:
+    """Telegram's own Bot API posts only to HTTPS on four ports (see WEBHOOK_PORTS)."""
+    at = ("telegram", "webhook_url")
+    parts = urlsplit(url)
+    try:
+        url_port = parts.port or 443
+    except ValueError:
+        check.add(at, "has a port that is not a number", "e.g. https://bot.example.com/telegram")
+        return
+    if parts.scheme != "https":
+        check.add(
+            at,
+            "Telegram posts webhooks over HTTPS only",
+            "use https:// with a proxy that holds the certificate; http:// works with a "
+            "local Bot API server as base_url",
+        )
+    elif not parts.hostname:
+        check.add(at, "has no host", "e.g. https://bot.example.com/telegram")
+    elif url_port not in WEBHOOK_PORTS:
+        ports = ", ".join(map(str, WEBHOOK_PORTS[:-1])) + f" and {WEBHOOK_PORTS[-1]}"
+        check.add(
+            at,
+            f"port {url_port}: Telegram posts webhooks to ports {ports} only",
+            f"the URL is where Telegram posts; the bot listens on port = {port} behind a "
+            "proxy on one of those ports",
+        )
+
+
+def _is_listen_address(listen: str) -> bool:
+    """An IP address, or "localhost": a name that always means this machine (the hosts file,
+    not DNS). Any other host name would bind to whatever it resolves to when the bot starts."""
+    if listen == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(listen)
+    except ValueError:
+        return False
+    return True
 
 
 def load_env(path: str | Path = ".env") -> list[str]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._errors import Problem
+
 _KEY = r'(?:"(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_-]+)'
 _DOTTED = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
 _HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?$")
@@ -63,13 +65,30 @@ def read_toml(path: Path) -> TomlSource:
     return TomlSource(path=path, data=data, lines=_scan_lines(text))
 
 
-def decode_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
-    """The line of a syntax error: ``exc.lineno`` from Python 3.14, else read from the message."""
+def decode_error_line(exc: tomllib.TOMLDecodeError | UnicodeDecodeError) -> int | None:
+    """The line of a syntax error (``exc.lineno`` from Python 3.14, else read from the message),
+    or of the first byte that is not UTF-8 (counted in the bytes that ``read_toml`` decoded)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return exc.object[: exc.start].count(b"\n") + 1
     line = getattr(exc, "lineno", None)
     if isinstance(line, int):
         return line
     match = _ERROR_AT.search(str(exc))
     return int(match.group(1)) if match else None
+
+
+def unreadable(
+    path: Path, exc: tomllib.TOMLDecodeError | UnicodeDecodeError, hint: str = ""
+) -> Problem:
+    """One problem for a file that ``read_toml`` could not parse, at the line it went wrong."""
+    line = decode_error_line(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        byte = exc.object[exc.start]
+        message = f"not UTF-8: byte 0x{byte:02X} at line {line}"
+        return Problem(str(path), "", message, hint or "save it as UTF-8", line)
+    return Problem(
+        str(path), "", f"not valid TOML: {exc}", hint or "fix the syntax at that line", line
+    )
 
 
 def _scan_lines(text: str) -> dict[str, int]:

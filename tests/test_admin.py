@@ -148,7 +148,6 @@ async def _reload(admin: ChatKit) -> str:
     return [t for t in admin.texts if t.startswith("♻️")][-1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a reload ignores [bot] default_model")
 async def test_reload_applies_a_changed_default_model_over_the_admins_choice(
     tmp_path: Path,
 ) -> None:
@@ -175,7 +174,6 @@ async def test_reload_applies_a_changed_default_model_over_the_admins_choice(
         assert kit.bot.engine.settings.bot.default_model == "groq-qwen"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a reload says 'reloaded' and ignores [health]")
 async def test_reload_reports_what_took_effect_and_what_needs_a_restart(tmp_path: Path) -> None:
     settings, flows = _copy(tmp_path)
     async with await BotKit.start(settings, flows, admins=[ADMIN]) as kit:
@@ -191,7 +189,6 @@ async def test_reload_reports_what_took_effect_and_what_needs_a_restart(tmp_path
         assert kit.bot.engine.settings.telegram.draft_seconds == 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: the stored choice wins over a changed file")
 async def test_a_restart_with_a_changed_default_model_applies_it(tmp_path: Path) -> None:
     """The same rule across a restart: a default_model changed in the file replaces the admin's
     choice; an unchanged file keeps it."""

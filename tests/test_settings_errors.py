@@ -193,17 +193,9 @@ CASES = [
 ]
 
 
-# issue 11: what the running bot would trip on (written before the checks: xfail until then)
-XFAIL = pytest.mark.xfail(strict=True, reason="issue 11: not checked yet")
-
-
-def tripping(id: str, case: Case) -> object:
-    return pytest.param(case, id=id, marks=XFAIL)
-
-
+# what the running bot would trip on (issue 11)
 CASES += [
-    tripping(
-        "timeout-given-as-a-string",
+    pytest.param(
         Case(
             Edit(
                 S,
@@ -215,9 +207,9 @@ CASES += [
             "must be int or float, not str",
             "a number without quotes",
         ),
+        id="timeout-given-as-a-string",
     ),
-    tripping(
-        "timeout-of-zero",
+    pytest.param(
         Case(
             Edit(S, "first_token = 40", "first_token = 0"),
             "providers.openrouter.timeouts.first_token",
@@ -225,9 +217,9 @@ CASES += [
             "must be more than 0",
             "seconds",
         ),
+        id="timeout-of-zero",
     ),
-    tripping(
-        "health-failures-to-open-zero",
+    pytest.param(
         Case(
             Edit(S, "failures_to_open = 3", "failures_to_open = 0"),
             "health.failures_to_open",
@@ -235,9 +227,9 @@ CASES += [
             "must be 1 or more",
             "failures in a row",
         ),
+        id="health-failures-to-open-zero",
     ),
-    tripping(
-        "health-failures-to-open-not-whole",
+    pytest.param(
         Case(
             Edit(S, "failures_to_open = 3", "failures_to_open = 2.5"),
             "health.failures_to_open",
@@ -245,9 +237,9 @@ CASES += [
             "must be int, not float",
             "a whole number",
         ),
+        id="health-failures-to-open-not-whole",
     ),
-    tripping(
-        "health-open-seconds-zero",
+    pytest.param(
         Case(
             Edit(S, "open_seconds = 30", "open_seconds = 0"),
             "health.open_seconds",
@@ -255,9 +247,9 @@ CASES += [
             "must be more than 0",
             "seconds",
         ),
+        id="health-open-seconds-zero",
     ),
-    tripping(
-        "health-open-max-below-open",
+    pytest.param(
         Case(
             Edit(S, "open_max_seconds = 600", "open_max_seconds = 10"),
             "health.open_max_seconds",
@@ -265,9 +257,9 @@ CASES += [
             "must be open_seconds (30) or more",
             "the cap of the doubling wait",
         ),
+        id="health-open-max-below-open",
     ),
-    tripping(
-        "health-retry-budget-over-one",
+    pytest.param(
         Case(
             Edit(S, "retry_budget = 0.2", "retry_budget = 1.5"),
             "health.retry_budget",
@@ -275,9 +267,9 @@ CASES += [
             "must be 0 to 1",
             "a share of requests",
         ),
+        id="health-retry-budget-over-one",
     ),
-    tripping(
-        "health-deadline-zero",
+    pytest.param(
         Case(
             Edit(S, "request_deadline_seconds = 90", "request_deadline_seconds = 0"),
             "health.request_deadline_seconds",
@@ -285,9 +277,9 @@ CASES += [
             "must be more than 0",
             "seconds",
         ),
+        id="health-deadline-zero",
     ),
-    tripping(
-        "history-chars-negative",
+    pytest.param(
         Case(
             Edit(
                 S, "history_chars = 16000                #", "history_chars = -1                #"
@@ -297,9 +289,9 @@ CASES += [
             "must be more than 0",
             "characters of history",
         ),
+        id="history-chars-negative",
     ),
-    tripping(
-        "telegram-draft-seconds-zero",
+    pytest.param(
         Case(
             Edit(S, "draft_seconds = 0.5", "draft_seconds = 0"),
             "telegram.draft_seconds",
@@ -307,9 +299,9 @@ CASES += [
             "must be more than 0",
             "seconds",
         ),
+        id="telegram-draft-seconds-zero",
     ),
-    tripping(
-        "telegram-seconds-given-as-a-string",
+    pytest.param(
         Case(
             Edit(S, "stream_edit_seconds = 3 ", 'stream_edit_seconds = "3" '),
             "telegram.stream_edit_seconds",
@@ -317,9 +309,9 @@ CASES += [
             "must be int or float, not str",
             "a number without quotes",
         ),
+        id="telegram-seconds-given-as-a-string",
     ),
-    tripping(
-        "header-value-with-a-newline",
+    pytest.param(
         Case(
             Edit(S, '"X-Title" = "statebot"', '"X-Title" = "statebot\\nX-Evil: 1"'),
             "providers.openrouter.headers.X-Title",
@@ -327,9 +319,9 @@ CASES += [
             "contains a line break",
             "header injection",
         ),
+        id="header-value-with-a-newline",
     ),
-    tripping(
-        "header-value-not-ascii",
+    pytest.param(
         Case(
             Edit(S, '"X-Title" = "statebot"', '"X-Title" = "статбот"'),
             "providers.openrouter.headers.X-Title",
@@ -337,9 +329,9 @@ CASES += [
             "must be ASCII",
             "httpx",
         ),
+        id="header-value-not-ascii",
     ),
-    tripping(
-        "header-name-not-a-token",
+    pytest.param(
         Case(
             Edit(S, '"X-Title" = "statebot"', '"X Title" = "statebot"'),
             "providers.openrouter.headers.X Title",
@@ -347,9 +339,9 @@ CASES += [
             "not a valid HTTP header name",
             "letters, digits",
         ),
+        id="header-name-not-a-token",
     ),
-    tripping(
-        "authorization-header",
+    pytest.param(
         Case(
             Edit(S, '"X-Title" = "statebot"', '"X-Title" = "statebot", authorization = "Bearer x"'),
             "providers.openrouter.headers.authorization",
@@ -357,9 +349,9 @@ CASES += [
             "the Authorization header is made from key_env",
             "remove it",
         ),
+        id="authorization-header",
     ),
-    tripping(
-        "webhook-url-over-http",
+    pytest.param(
         Case(
             Edit(S, '# webhook_url = "https://', 'webhook_url = "http://'),
             "telegram.webhook_url",
@@ -367,9 +359,9 @@ CASES += [
             "Telegram posts webhooks over HTTPS only",
             "https://",
         ),
+        id="webhook-url-over-http",
     ),
-    tripping(
-        "webhook-url-on-a-port-telegram-refuses",
+    pytest.param(
         Case(
             Edit(
                 S,
@@ -381,9 +373,9 @@ CASES += [
             "port 8080: Telegram posts webhooks to ports 443, 80, 88 and 8443 only",
             "port = 8080",
         ),
+        id="webhook-url-on-a-port-telegram-refuses",
     ),
-    tripping(
-        "listen-not-an-ip-address",
+    pytest.param(
         Case(
             Edit(S, 'listen = "0.0.0.0"', 'listen = "bot.example.com"'),
             "telegram.listen",
@@ -391,9 +383,9 @@ CASES += [
             "must be an IP address",
             "0.0.0.0",
         ),
+        id="listen-not-an-ip-address",
     ),
-    tripping(
-        "store-path-in-a-missing-folder",
+    pytest.param(
         Case(
             Edit(S, 'path = "statebot.db"', 'path = "no-such-folder/statebot.db"'),
             "store.path",
@@ -401,6 +393,7 @@ CASES += [
             "folder 'no-such-folder' does not exist",
             "working directory",
         ),
+        id="store-path-in-a-missing-folder",
     ),
 ]
 
@@ -464,7 +457,6 @@ def test_load_env_without_a_file_changes_nothing(tmp_path: Path, env: pytest.Mon
 # --- files that are not UTF-8 -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a traceback today")
 @pytest.mark.parametrize("file", [S, "flows/menu.toml"])
 def test_a_byte_that_is_not_utf8_is_one_problem_at_its_line(tmp_path: Path, file: str) -> None:
     root = copy_project(tmp_path)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._checks import Checker, did_you_mean
 from .._errors import ConfigError, Problem
-from .._tomlsource import TomlSource, decode_error_line, read_toml
+from .._tomlsource import TomlSource, read_toml, unreadable
 from .content import (
     Vocabulary,
     check_buttons,
@@ -70,18 +70,10 @@ class _Loader:
     def _read(self, path: Path) -> TomlSource | None:
         try:
             return read_toml(path)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             self.broken_flows.add(path.stem)
-            self.problems.append(
-                Problem(
-                    str(path),
-                    "",
-                    f"not valid TOML: {exc}",
-                    "fix the syntax at that line",
-                    decode_error_line(exc),
-                )
-            )
-        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.append(unreadable(path, exc))
+        except OSError as exc:
             self.broken_flows.add(path.stem)
             self.problems.append(Problem(str(path), "", f"cannot read: {exc}"))
         return None
