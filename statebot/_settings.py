@@ -108,6 +108,7 @@ class AccessSettings:
     allow: frozenset[int] = frozenset()  # user ids; empty: everyone
     questions_per_hour: int = 60  # per user; 0: no limit
     max_input_chars: int = 4000  # a longer message is refused, not sent to a model
+    queued_questions: int = 3  # per chat: questions that wait while an answer runs
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ _TELEGRAM_NUMBERS = {
 _ACCESS_NUMBERS = {
     "questions_per_hour": _Range("0 means no limit", whole=True, least=0),
     "max_input_chars": _Range("0 means no limit", whole=True, least=0),
+    "queued_questions": _Range("0: none wait for the running answer", whole=True, least=0, most=20),
 }
 _CATALOG_NUMBERS = {
     "refresh_seconds": _Range(
@@ -393,7 +395,7 @@ def _parse_catalog(raw: dict[str, Any], check: Checker) -> CatalogSettings:
 
 def _parse_access(raw: dict[str, Any], check: Checker) -> AccessSettings:
     where = ("access",)
-    check.known_keys(raw, where, ("allow", "questions_per_hour", "max_input_chars"))
+    check.known_keys(raw, where, ("allow", *_ACCESS_NUMBERS))
     allow = check.typed(raw, "allow", list, where, default=[])
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in allow):
         check.add((*where, "allow"), "must be a list of Telegram user ids (numbers)",
