@@ -181,3 +181,27 @@ async def test_a_50_mb_answer_in_one_piece_is_refused_and_the_loop_keeps_running
         assert chat.text.startswith("❌")  # the flows' words
         assert max(lags) < 0.5, max(lags)
         assert kit.bot.health.status("groq").state == "healthy"  # one bad answer opens nothing
+
+
+# --- health that heals ----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: an alert per in-flight 401")
+def test_three_in_flight_401s_are_one_episode_and_one_change() -> None:
+    from small_settings import make_settings
+
+    changes: list[object] = []
+    health = HealthBoard(make_settings(), FakeClock(), None, changes.append, demo=True)
+    for _ in range(3):
+        health.record("groq-qwen", Outcome.AUTH, reason="key rejected (401)")
+    assert [(c.provider, c.old, c.new) for c in changes] == [("groq", "healthy", "disabled")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: the first probe waits 30 s, then up to 600")
+def test_a_failed_provider_is_probed_within_30_seconds_by_default() -> None:
+    from statebot._settings import HealthSettings
+
+    defaults = HealthSettings()
+    assert defaults.open_seconds <= 10 and defaults.open_max_seconds <= 30
+    shipped = SHIPPED["health"]
+    assert shipped["open_seconds"] <= 10 and shipped["open_max_seconds"] <= 30
