@@ -29,7 +29,6 @@ from ._engine.effects import (
     AnswerButtons,
     AnswerDelta,
     AnswerDone,
-    AnswerRemoved,
     AnswerStarted,
     Button,
     Effect,
@@ -255,7 +254,7 @@ class ChatKit:
                 return flatten(effect.buttons)
             if isinstance(effect, AnswerButtons) and effect.buttons:
                 return flatten(effect.buttons)
-            if isinstance(effect, AnswerDone | AnswerRemoved):
+            if isinstance(effect, AnswerDone):
                 finished.add(effect.answer_id)
             if isinstance(effect, AnswerStarted) and effect.answer_id not in finished:
                 return flatten(effect.buttons)

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from conftest import FLOWS, SETTINGS
 from provider_fixtures import make_settings
-from test_router import world
+from test_router import KEYS, world
 
 from statebot._fakes.openai import FakeOpenAI, Script
 from statebot._providers.base import ChatRequest
@@ -23,7 +23,6 @@ CUT_RU = (
 CUT_EN = "✂️ The answer was cut: the model reached its length limit. Write “continue” for the rest."
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: finish_reason length is taken as complete")
 @pytest.mark.parametrize(("language", "said"), [("ru", CUT_RU), ("en", CUT_EN)])
 async def test_a_cut_answer_is_shown_marked_and_said(language: str, said: str) -> None:
     async with await BotKit.start(SETTINGS, FLOWS) as kit:
@@ -41,8 +40,11 @@ async def test_a_cut_answer_is_shown_marked_and_said(language: str, said: str) -
         assert "cut" not in (await chat.record()).history[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: finish_reason length is taken as complete")
-async def test_the_router_reports_a_cut_answer_as_answer_cut() -> None:
+async def test_the_router_reports_a_cut_answer_as_answer_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for env in KEYS.values():
+        monkeypatch.setenv(env, "test-key")
     w = world()
     w.backend.answer("groq", CUT, finish_reason="length")
     result = await w.ask()
@@ -50,7 +52,6 @@ async def test_the_router_reports_a_cut_answer_as_answer_cut() -> None:
     assert [(e.name, e.data.get("reason")) for e in result.events] == [("answer_cut", "length")]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: finish_reason length is taken as complete")
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
 async def test_the_client_notices_finish_reason_length(
     stream: bool, monkeypatch: pytest.MonkeyPatch

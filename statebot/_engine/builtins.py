@@ -50,11 +50,8 @@ SYSTEM_EVENTS = (
     "unknown_command",
     "unhandled_text",
     "health_changed",
-    "queued",
-    "queue_full",
-    "stopped",
-    "answer_failed",
-    "empty_answer",
+    "answer_cut",
+    "record_reset",
 )
 
 
@@ -75,7 +72,6 @@ def default_registry() -> Registry:
     registry.event(*USER_EVENTS, from_user=True)
     for name in EVENT_FIELDS:
         registry.placeholder(name)(_payload_field(name))
-    registry.placeholder("dropped")(lambda turn: str(turn.values.get("dropped", 0)))
     _actions(registry)
     _guards(registry)
     register_views(registry)
@@ -109,32 +105,33 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("ask", spends=True)
     async def ask(turn: Turn) -> None:
-        """The message is a question: asked now, or queued while an answer runs."""
-        turn.engine.answers.submit(turn, turn.event.text)
+        turn.engine.access.count_question(turn.event.user_id)
+        turn.engine.start_answer(turn, turn.event.text)
 
     @registry.action("regenerate", spends=True)
     async def regenerate(turn: Turn) -> None:
-        """Ask the last question again, in place of the answer it got (counted as a question)."""
+        """Ask the last question again, in place of the answer it got."""
         history = turn.record.history
-        asked = len(history) >= 2 and history[-2]["role"] == "user"
-        if asked and turn.engine.answers.submit(turn, history[-2]["content"]):
+        if len(history) >= 2 and history[-2]["role"] == "user":
+            question = history[-2]["content"]
             del history[-2:]
+            turn.engine.start_answer(turn, question)
 
     @registry.action("defer")
     async def defer(turn: Turn) -> None:
-        """The message waits for the running answer (``queued``), or the queue is full."""
-        turn.engine.answers.submit(turn, turn.event.text)
+        turn.engine.access.count_question(turn.event.user_id)
+        turn.record.data.setdefault("pending", []).append(turn.event.text)
 
     @registry.action("ask_pending", spends=True, consumes_input=True)
     async def ask_pending(turn: Turn) -> None:
-        turn.engine.answers.next_queued(turn)
+        pending = turn.record.data.get("pending") or []
+        if pending:
+            turn.engine.start_answer(turn, pending.pop(0))
 
     @registry.action("stop")
     async def stop(turn: Turn) -> None:
-        """Stop the running answer (the pressed ⏹'s, when it carries an id): ``stopped``."""
-        answer_id = int(turn.arg) if turn.arg.isdigit() else None
-        if await turn.engine.answers.stop_and_wait(turn.record.chat_id, answer_id):
-            turn.raise_event("stopped")
+        turn.record.data.pop("pending", None)
+        await turn.engine.answers.stop_and_wait(turn.record.chat_id)
 
     @registry.action("mark_notice")
     async def mark_notice(turn: Turn) -> None:
@@ -190,8 +187,6 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("new_conversation")
     async def new_conversation(turn: Turn) -> None:
-        """Stop the running answer and drop the queue (``{dropped}``): a new epoch."""
-        turn.values["dropped"] = turn.engine.answers.drop(turn)
         turn.record.history.clear()
         turn.record.data.pop("history_dropped", None)
         turn.record.data.pop("trim_noticed", None)
@@ -199,7 +194,7 @@ def _actions(registry: Registry) -> None:
     @registry.action("forget")
     async def forget(turn: Turn) -> None:
         """Delete everything stored about this chat (the engine deletes instead of saving)."""
-        turn.values["dropped"] = turn.engine.answers.drop(turn, remove=True)
+        turn.engine.stop_answer(turn.record.chat_id, discard=True)
         turn.values["forget"] = True
 
 
@@ -308,6 +303,11 @@ def _guards(registry: Registry) -> None:
     def has_args(turn: Turn) -> bool:
         """A command came with words after it (``/demo groq 403``)."""
         return bool(turn.event.text.strip())
+
+    @registry.guard("cut_for_length")
+    def cut_for_length(turn: Turn) -> bool:
+        """``answer_cut``'s reason: the model reached its length limit (``finish_reason``)."""
+        return turn.payload.get("reason") == "length"
 
     @registry.guard("completed")
     def completed(turn: Turn) -> bool:

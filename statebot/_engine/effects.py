@@ -71,14 +71,7 @@ class AnswerButtons:
     buttons: Keyboard
 
 
-@dataclass(frozen=True)
-class AnswerRemoved:
-    """The answer is gone (/forget, or nothing a user could read): its draft and ⏹ go too."""
-
-    answer_id: int
-
-
-Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone | AnswerButtons | AnswerRemoved
+Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone | AnswerButtons
 
 
 def flatten(buttons: Keyboard) -> list[Button]:

@@ -10,6 +10,8 @@ from typing import Any
 
 from .._store.base import ChatRecord
 
+CUT_MARK = "answer_cut"  # data[...]: the id of the answer the provider cut, until it is kept
+
 
 def messages_for(
     record: ChatRecord, budget_chars: int, question: str
@@ -39,9 +41,14 @@ def messages_for(
 
 
 def remember(record: ChatRecord, payload: dict[str, Any]) -> None:
-    """Keep a question and the answer the user saw (a stopped answer's partial too)."""
+    """Keep a question and the answer the user saw (a stopped answer's partial too); an answer
+    the provider cut (``answer_cut`` came first) is kept as it came, marked ``cut``."""
     question, answer = payload.get("question", ""), payload.get("answer", "")
+    cut = record.data.pop(CUT_MARK, None)
     if question and answer:
         record.history.append({"role": "user", "content": str(question)})
-        record.history.append({"role": "assistant", "content": str(answer)})
+        turn: dict[str, Any] = {"role": "assistant", "content": str(answer)}
+        if cut is True or (cut is not None and cut == payload.get("answer_id")):
+            turn["cut"] = True
+        record.history.append(turn)
         record.data["answers"] = int(record.data.get("answers", 0)) + 1  # usage, per chat

@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible provider: ``/v1/chat/completions`` (SSE or whole) and ``/v1/models``.
 
 Scripts say what the next requests get, per model id or for every model: an answer, an error status
-with its JSON body, a hang, a delay, a stream cut after a few pieces. Without a script a model
+with its JSON body, a hang, a delay, a stream cut after a few pieces, an answer the model ended
+at its length limit (``finish_reason="length"``). Without a script a model
 answers ``"<model>: <last user message>"``, so a transcript shows who answered what.
 
     with FakeOpenAI(models=["openai/gpt-oss-120b"]) as groq:
@@ -78,6 +79,7 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  # answer nothing until the client leaves or stop (at most max_hang)
     break_after: int | None = None  # stream this many pieces, then drop the connection
+    finish_reason: str = "stop"  # "length": the model stopped at its length limit (a cut answer)
     times: int | None = None
 
 
@@ -130,8 +132,16 @@ class FakeOpenAI(ServerThread):
             else:
                 self._limited.setdefault(model, deque()).append(script)
 
-    def answer(self, text: str, *, model: str | None = None, times: int | None = None) -> None:
-        self.script(Script(text=text, times=times), model)
+    def answer(
+        self,
+        text: str,
+        *,
+        model: str | None = None,
+        finish_reason: str = "stop",
+        times: int | None = None,
+    ) -> None:
+        """Answer ``text``; ``finish_reason="length"``: as a model cut at its length limit."""
+        self.script(Script(text=text, finish_reason=finish_reason, times=times), model)
 
     def fail(
         self,
@@ -249,22 +259,24 @@ class _Completions(JsonHandler):
             head = {"id": f"chatcmpl-{next(self.fake._ids)}", "created": int(time.time())}
             head["model"] = model
             if body.get("stream"):
-                await self._stream(head, text, script.break_after, body)
+                await self._stream(head, text, script, body)
                 return
             choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-            choice["finish_reason"] = "stop"
+            choice["finish_reason"] = script.finish_reason
             usage = _usage(body, text)
             await self.reply(
                 200, {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
             )
 
-    async def _stream(self, head: JSON, text: str, cut: int | None, body: JSON) -> None:
-        """Role chunk, one chunk per piece, a finish_reason "stop" chunk, usage if asked, [DONE]."""
+    async def _stream(self, head: JSON, text: str, script: Script, body: JSON) -> None:
+        """Role chunk, one chunk per piece, a finish_reason chunk ("stop" unless the script
+        says), usage if asked, [DONE]."""
+        cut = script.break_after
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         deltas: list[tuple[JSON, str | None]] = [({"role": "assistant", "content": ""}, None)]
         deltas += [({"content": piece}, None) for piece in _PIECE.findall(text)]
-        deltas.append(({}, "stop"))
+        deltas.append(({}, script.finish_reason))
         for number, (delta, finish) in enumerate(deltas):
             if cut is not None and number > cut:
                 self.detach().close()  # mid-body: the client sees an incomplete chunked response

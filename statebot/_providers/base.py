@@ -20,7 +20,25 @@ class ChatRequest:
     messages: tuple[dict[str, str], ...]
     stream: bool = True
     probe: bool = False  # a health probe, not a user's question
-    max_tokens: int | None = None  # the answer's cap, sent in the provider's max_tokens_field
+
+
+class Cut(str):
+    """The last piece of an answer the provider ended early on purpose (``finish_reason``
+    ``"length"``: the model reached its length limit): empty text with its ``reason``, so that
+    whoever only joins the pieces gets the text, and the router can tell the flows."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> Cut:
+        mark = super().__new__(cls, "")
+        mark.reason = reason
+        return mark
+
+    def __repr__(self) -> str:
+        return f"Cut({self.reason!r})"
+
+
+CUT_REASONS = frozenset({"length"})  # finish_reason values that mean "the answer is cut"
 
 
 class Backend(Protocol):
@@ -28,7 +46,8 @@ class Backend(Protocol):
         """Yield the answer's visible text piece by piece (reasoning removed).
 
         Raises a ProviderError subclass on failure; a failure after the first piece is
-        StreamBroken with ``partial`` holding what was yielded.
+        StreamBroken with ``partial`` holding what was yielded. An answer the provider cut
+        (``finish_reason: "length"``) ends with a ``Cut`` piece.
         """
         ...
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .._clock import Clock
 from .._errors import Outcome, ProviderError
 from .._settings import ModelSettings, Settings
-from .base import Backend, ChatRequest
+from .base import Backend, ChatRequest, Cut
 from .catalog import Catalog
 from .health import HealthBoard
 
@@ -56,6 +56,7 @@ class RouteResult:
     complete: bool
     events: list[RouteEvent] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    cut: str = ""  # why the provider ended the answer early ("length"); "" when it did not
 
 
 @dataclass
@@ -73,6 +74,7 @@ class _Run:
     model_level: bool = False  # the chosen model, not its provider, is what failed
     retired: bool = False  # the chosen entry lost its last served id during this question
     broken: bool = False  # the answer stopped after its first piece
+    cut: str = ""  # the answer's Cut reason ("length"): complete, but not whole
     on_event: OnEvent | None = None
     reported: int = 0  # events already passed to on_event
 
@@ -165,7 +167,7 @@ class Router:
             self.catalog.model_id(key or model_key) or self._settings.models[model_key].ids[0]
         )
         question = ({"role": "user", "content": "ping"},)
-        request = ChatRequest(provider, model_id, question, probe=True, max_tokens=1)
+        request = ChatRequest(provider, model_id, question, probe=True)
         async for _ in self.backend.stream(request):
             pass
 
@@ -198,7 +200,7 @@ class Router:
                             run.model_level = run.retired = True
                         break
                     if error.outcome in _STOP:
-                        run.event(_STOP[error.outcome], model=key, reason=error.public)
+                        run.event(_STOP[error.outcome], model=key, reason=error.reason)
                         return
                     if error.outcome is Outcome.CAPACITY and not retried and self._spend():
                         retried = True
@@ -207,7 +209,7 @@ class Router:
                         continue
                     if key == run.chosen:
                         run.model_level = error.outcome in _MODEL_LEVEL
-                        self._chosen_down(run, error.public)
+                        self._chosen_down(run, error.reason)
                     break
                 else:
                     self._health.record(key, Outcome.OK)
@@ -224,13 +226,12 @@ class Router:
         messages: list[dict[str, str]],
         on_delta: OnDelta | None,
     ) -> None:
-        request = ChatRequest(
-            model.provider, model_id, tuple(dict(m) for m in messages),
-            max_tokens=model.max_tokens,
-        )  # fmt: skip
+        request = ChatRequest(model.provider, model_id, tuple(dict(m) for m in messages))
         run.current, run.started = model.key, self._clock.now()
         async for piece in self.backend.stream(request):
-            if piece:
+            if isinstance(piece, Cut):
+                run.cut = piece.reason
+            elif piece:
                 if not run.pieces:
                     if run.down is not None and not run.down["offered"]:
                         run.down["offered"] = model.key
@@ -310,9 +311,13 @@ class Router:
         complete = run.answered is not None and not run.broken
         if complete:
             self._fallback_answered(run)
+            if run.cut:
+                run.event("answer_cut", model=str(run.answered), reason=run.cut)
         if run.down is not None:
             run.down["offered"] = run.answered or self._offer(run)
-        return RouteResult("".join(run.pieces), run.answered, complete, run.events, run.attempts)
+        return RouteResult(
+            "".join(run.pieces), run.answered, complete, run.events, run.attempts, run.cut
+        )
 
     def _offer(self, run: _Run) -> str:
         """The first fallback that can serve now and did not just fail."""

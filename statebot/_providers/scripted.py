@@ -27,7 +27,7 @@ from .._errors import (
     StreamBroken,
 )
 from .._settings import Settings
-from .base import ChatRequest
+from .base import CUT_REASONS, ChatRequest, Cut
 
 _STATUS_OF: dict[Outcome, int | None] = {
     Outcome.RATE_LIMITED: 429,
@@ -89,6 +89,7 @@ class _Step:
     broken_at: int | None = None
     hold: asyncio.Event | None = None
     hold_at: int = 0
+    finish_reason: str = "stop"  # "length": the answer ends with a Cut, as a client's would
 
 
 class ScriptedBackend:
@@ -116,10 +117,13 @@ class ScriptedBackend:
         *,
         model: str | None = None,
         pieces: int = 3,
+        finish_reason: str = "stop",
         times: int | None = None,
     ) -> None:
-        """Answer with ``text`` (or the default answer) in ``pieces`` pieces."""
-        self._set(provider, model, _Step(text=text, pieces=pieces), times)
+        """Answer with ``text`` (or the default answer) in ``pieces`` pieces; ``finish_reason``
+        ``"length"``: the model stopped at its length limit (the answer is cut)."""
+        step = _Step(text=text, pieces=pieces, finish_reason=finish_reason)
+        self._set(provider, model, step, times)
 
     def fail(
         self,
@@ -289,6 +293,8 @@ class ScriptedBackend:
                     model=request.model,
                 )
             if index == len(chunks):
+                if step.finish_reason in CUT_REASONS:
+                    yield Cut(step.finish_reason)
                 return
             await asyncio.sleep(0)  # let other tasks run between pieces, as a network would
             sent.append(chunks[index])

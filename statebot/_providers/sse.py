@@ -113,6 +113,7 @@ class StreamDecoder:
         self.started = False
         self._done = False
         self._finished = False
+        self.finish_reason: str | None = None  # the choice's, once it came ("stop", "length")
         self._think = ThinkFilter()
 
     def decode(self, event: SSEEvent) -> str:
@@ -146,6 +147,7 @@ class StreamDecoder:
             raise classify.error_from_payload(self.provider, self.model, chunk)
         if finish:
             self._finished = True
+            self.finish_reason = str(finish)
         return self._think.feed(content) if isinstance(content, str) else ""
 
     def finish(self) -> str:
@@ -159,6 +161,13 @@ def completion_text(
     provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
 ) -> str:
     """The visible text of a non-streamed 2xx answer (``choices[0].message.content``)."""
+    return completion(provider, model, status, headers, body)[0]
+
+
+def completion(
+    provider: str, model: str, status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[str, str | None]:
+    """A non-streamed 2xx answer's visible text and its ``finish_reason``."""
     data = classify.decode_json(provider, model, status, headers, body)
     if isinstance(data, dict) and data.get("error"):
         raise classify.error_from_payload(provider, model, data)
@@ -168,13 +177,15 @@ def completion_text(
         raise classify.bad_response(provider, model, "no choices[0].message in answer", status)
     if choice.get("finish_reason") == "error":
         raise classify.error_from_payload(provider, model, data)
+    finish = choice.get("finish_reason")
+    reason = finish if isinstance(finish, str) else None
     content = message.get("content")
     if content is None:
-        return ""
+        return "", reason
     if not isinstance(content, str):
         raise classify.bad_response(provider, model, "message content is not text", status)
     think = ThinkFilter()
-    return think.feed(content) + think.flush()
+    return think.feed(content) + think.flush(), reason
 
 
 def _first_choice(data: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -14,7 +14,7 @@ class ChatRecord:
     state: str = ""
     model: str | None = None
     language: str | None = None
-    history: list[dict[str, str]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # role, content (, cut)
     notices: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
 
