@@ -52,7 +52,8 @@ def admin_alert(admin: int, settings: Settings, change: HealthChange) -> Event:
     return Event(
         admin, Kind.SYSTEM, name="health_changed", user_id=admin,
         payload={"provider": provider, "provider_key": change.provider,
-                 "old": change.old, "new": change.new, "reason": change.reason},
+                 "old": change.old, "new": change.new,
+                 "reason": change.detail or change.reason},
     )  # fmt: skip
 
 

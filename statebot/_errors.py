@@ -5,7 +5,9 @@
     ├── StoreError               the store cannot read or write
     ├── BotApiUnusable           at start-up, the Bot API server answered a method in a way
     │                            no Bot API does (.method, .url)
-    └── ProviderError            one request to one provider failed (.provider, .model, .status)
+    └── ProviderError            one request to one provider failed (.provider, .model, .status;
+        │                        .public: the classified words users may see; .reason: those
+        │                        and the provider's own text, secrets masked, for admins)
         ├── RateLimited          429: .retry_after seconds until the announced reset
         ├── Overloaded           503, Groq 498, Cerebras 429 queue_exceeded: try again shortly
         ├── ServerError          other 5xx, or OpenRouter's 200 with finish_reason "error"
@@ -106,11 +108,13 @@ class ProviderError(StatebotError):
         model: str = "",
         status: int | None = None,
         reason: str = "",
+        public: str = "",
     ) -> None:
         self.provider = provider
         self.model = model
         self.status = status
         self.reason = reason or message
+        self.public = public or self.reason  # without the provider's own words
         super().__init__(f"{provider}: {message}")
 
 

@@ -25,6 +25,12 @@ _SHAPES = re.compile(
 MIN_SECRET = 6  # shorter values would mask ordinary words
 
 
+def env_secret(name: str) -> str:
+    """A secret as read from the environment and as sent: stripped once, here, for both the
+    client (``ProviderSettings.api_key``) and the masks (a key from a file ends in a newline)."""
+    return os.environ.get(name, "").strip()
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {s for s in secrets if s and len(s) >= MIN_SECRET}
@@ -33,7 +39,7 @@ class Redactor:
 
     @classmethod
     def from_environment(cls, names: Iterable[str]) -> Redactor:
-        return cls(os.environ.get(name, "") for name in names)
+        return cls(env_secret(name) for name in names)
 
     def __call__(self, text: str) -> str:
         for value in self._values:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ._checks import Checker, did_you_mean
 from ._errors import ConfigError, Problem
 from ._lockfile import read_lock
+from ._redact import env_secret
 from ._tomlsource import read_toml, unreadable
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit for InlineKeyboardButton.callback_data
@@ -40,10 +41,12 @@ class ProviderSettings:
     timeouts: Timeouts = Timeouts()
     headers: dict[str, str] = field(default_factory=dict)
     public_models: bool = False  # GET /models answers without a key (OpenRouter's does)
+    # The body field that caps an answer: Groq's and Cerebras' docs name max_completion_tokens
+    # (Groq: max_tokens deprecated), OpenRouter's and most OpenAI-compatible servers max_tokens.
+    max_tokens_field: str = "max_tokens"
 
     def api_key(self) -> str | None:
-        value = os.environ.get(self.key_env, "").strip()
-        return value or None
+        return env_secret(self.key_env) or None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class ModelSettings:
     title: str
     button: str
     history_chars: int = 24000
+    max_tokens: int = 4096  # sent with every question (probes send 1)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class AccessSettings:
     allow: frozenset[int] = frozenset()  # user ids; empty: everyone
     questions_per_hour: int = 60  # per user; 0: no limit
     max_input_chars: int = 4000  # a longer message is refused, not sent to a model
+    queued_questions: int = 3  # per chat: questions that wait while an answer runs
 
 
 @dataclass(frozen=True)
@@ -125,12 +130,12 @@ class TelegramSettings:
     concurrent_updates: int = 64  # updates handled at once (each chat still in order)
 
     def token(self) -> str | None:
-        return os.environ.get(self.token_env, "").strip() or None
+        return env_secret(self.token_env) or None
 
     def secret(self) -> str | None:
         if self.secret_env is None:
             return None
-        return os.environ.get(self.secret_env, "").strip() or None
+        return env_secret(self.secret_env) or None
 
 
 @dataclass(frozen=True)
@@ -182,8 +187,9 @@ _PROVIDER = (
     "timeouts",
     "headers",
     "public_models",
+    "max_tokens_field",
 )
-_MODEL = ("provider", "ids", "id", "title", "button", "history_chars")
+_MODEL = ("provider", "ids", "id", "title", "button", "history_chars", "max_tokens")
 _DEMO = ("auto", "on", "off")
 _MODES = ("polling", "webhook")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -240,6 +246,7 @@ _TELEGRAM_NUMBERS = {
 _ACCESS_NUMBERS = {
     "questions_per_hour": _Range("0 means no limit", whole=True, least=0),
     "max_input_chars": _Range("0 means no limit", whole=True, least=0),
+    "queued_questions": _Range("0: none wait for the running answer", whole=True, least=0, most=20),
 }
 _CATALOG_NUMBERS = {
     "refresh_seconds": _Range(
@@ -247,6 +254,8 @@ _CATALOG_NUMBERS = {
     ),
 }
 _HISTORY = _Range("characters of history sent with a question; e.g. 24000", whole=True, above=0)
+_MAX_TOKENS = _Range("tokens one answer may have; e.g. 4096", whole=True, least=1, most=1_000_000)
+_MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 _MODEL_TRIGGERS = ("model", "default_model")  # model keyboards' triggers: data is TRIGGER:KEY
 
 
@@ -386,7 +395,7 @@ def _parse_catalog(raw: dict[str, Any], check: Checker) -> CatalogSettings:
 
 def _parse_access(raw: dict[str, Any], check: Checker) -> AccessSettings:
     where = ("access",)
-    check.known_keys(raw, where, ("allow", "questions_per_hour", "max_input_chars"))
+    check.known_keys(raw, where, ("allow", *_ACCESS_NUMBERS))
     allow = check.typed(raw, "allow", list, where, default=[])
     if not all(isinstance(x, int) and not isinstance(x, bool) for x in allow):
         check.add((*where, "allow"), "must be a list of Telegram user ids (numbers)",
@@ -418,6 +427,11 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
         timeouts = Timeouts(**_numbers(timeouts_raw, check, (*where, "timeouts"), _TIMEOUTS))
         headers = _headers(check.typed(table, "headers", dict, where, default={}), check, where)
         public_models = check.typed(table, "public_models", bool, where, default=False)
+        max_tokens_field = check.typed(table, "max_tokens_field", str, where, default="max_tokens")
+        if max_tokens_field not in _MAX_TOKENS_FIELDS:
+            check.add((*where, "max_tokens_field"), "must be max_tokens or max_completion_tokens",
+                      did_you_mean(max_tokens_field, _MAX_TOKENS_FIELDS))  # fmt: skip
+            max_tokens_field = "max_tokens"
         if base_url and key_env:
             providers[name] = ProviderSettings(
                 name=name,
@@ -428,6 +442,7 @@ def _parse_providers(raw: dict[str, Any], check: Checker) -> dict[str, ProviderS
                 timeouts=timeouts,
                 headers=headers,
                 public_models=public_models,
+                max_tokens_field=max_tokens_field,
             )
     return providers
 
@@ -460,7 +475,9 @@ def _parse_models(
         ids = _model_ids(table, check, where)
         title = check.typed(table, "title", str, where, default=key)
         button = check.typed(table, "button", str, where, default=title)
-        budget = _numbers(table, check, where, {"history_chars": _HISTORY})
+        budget = _numbers(
+            table, check, where, {"history_chars": _HISTORY, "max_tokens": _MAX_TOKENS}
+        )
         if provider in providers and ids:
             models[key] = ModelSettings(key, provider, ids, title, button, **budget)
     for name, provider_settings in providers.items():

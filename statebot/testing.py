@@ -29,6 +29,7 @@ from ._engine.effects import (
     AnswerButtons,
     AnswerDelta,
     AnswerDone,
+    AnswerRemoved,
     AnswerStarted,
     Button,
     Effect,
@@ -254,7 +255,7 @@ class ChatKit:
                 return flatten(effect.buttons)
             if isinstance(effect, AnswerButtons) and effect.buttons:
                 return flatten(effect.buttons)
-            if isinstance(effect, AnswerDone):
+            if isinstance(effect, AnswerDone | AnswerRemoved):
                 finished.add(effect.answer_id)
             if isinstance(effect, AnswerStarted) and effect.answer_id not in finished:
                 return flatten(effect.buttons)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from conftest import FLOWS, SETTINGS
@@ -45,6 +46,8 @@ async def test_a_slow_chat_does_not_hold_up_another() -> None:
 
 
 async def test_fifty_interleaved_events_of_one_chat_keep_their_order(kit: BotKit) -> None:
+    access = dataclasses.replace(kit.bot.settings.access, queued_questions=50)
+    kit.bot.engine.settings = dataclasses.replace(kit.bot.settings, access=access)
     one, two = kit.chat(1), kit.chat(2)
     events = []
     for i in range(50):

@@ -24,7 +24,6 @@ from statebot.testing import BotKit, ChatKit
 STOPPED = "⏹ Остановлено."
 QUEUED = "⏳ Отвечу после текущего ответа."
 INTERRUPTED = "⚠️ Бот перезапускался, и ответ прервался. Повторите вопрос, пожалуйста."
-BAD = pytest.mark.xfail(strict=True, reason="issue 12: not built yet")
 
 
 async def _kit(store: MemoryStore | None = None, **access: Any) -> BotKit:
@@ -56,7 +55,6 @@ def _answered(kit: BotKit) -> list[str]:
     return [r.messages[-1]["content"] for r in kit.providers.requests]
 
 
-@BAD
 async def test_the_stop_under_an_answer_still_stops_it_after_the_menu_opened(kit: BotKit) -> None:
     chat = kit.chat()
     release = await _streaming_then_menu(kit, chat)
@@ -70,7 +68,6 @@ async def test_the_stop_under_an_answer_still_stops_it_after_the_menu_opened(kit
     assert chat.state == "menu.main"  # stopping does not take the user out of the menu
 
 
-@BAD
 async def test_stop_from_the_menu_stops_the_running_answer(kit: BotKit) -> None:
     chat = kit.chat()
     release = await _streaming_then_menu(kit, chat)
@@ -81,7 +78,6 @@ async def test_stop_from_the_menu_stops_the_running_answer(kit: BotKit) -> None:
     assert not chat.answers[-1].complete
 
 
-@BAD
 async def test_a_question_from_the_menu_waits_for_the_running_answer(kit: BotKit) -> None:
     chat = kit.chat()
     release = kit.providers.hang("groq", times=1)
@@ -97,12 +93,11 @@ async def test_a_question_from_the_menu_waits_for_the_running_answer(kit: BotKit
     assert sent[0] == "first"  # the second question goes with the conversation so far
 
 
-@BAD
 async def test_queued_questions_are_bounded(kit: BotKit) -> None:
     chat = kit.chat()
     release = kit.providers.hang("groq", times=1)
     await chat.send("first", wait=False)
-    limit = getattr(kit.bot.settings.access, "queued_questions", 3)  # the default
+    limit = kit.bot.settings.access.queued_questions
     for i in range(limit):
         await chat.send(f"waiting {i}", wait=False)
         assert chat.text == QUEUED
@@ -114,7 +109,6 @@ async def test_queued_questions_are_bounded(kit: BotKit) -> None:
     assert len(_answered(kit)) == limit + 1
 
 
-@BAD
 async def test_forget_removes_the_draft_and_its_stop_and_nothing_comes_back(kit: BotKit) -> None:
     chat = kit.chat()
     release = kit.providers.hang("groq", after_pieces=1)
@@ -130,7 +124,6 @@ async def test_forget_removes_the_draft_and_its_stop_and_nothing_comes_back(kit:
     assert await kit.bot.store.chat_ids() == []
 
 
-@BAD
 async def test_new_during_an_answer_keeps_the_old_turn_out_of_the_new_conversation(
     kit: BotKit,
 ) -> None:
@@ -163,7 +156,6 @@ class FailingSaves(MemoryStore):
         await super().save(record, **kw)
 
 
-@BAD
 async def test_a_failed_save_as_the_answer_ends_does_not_leave_the_chat_stuck() -> None:
     store = FailingSaves()
     async with await _kit(store) as kit:
@@ -179,7 +171,6 @@ async def test_a_failed_save_as_the_answer_ends_does_not_leave_the_chat_stuck() 
         assert chat.text == "[openai/gpt-oss-120b] answer to: second"
 
 
-@BAD
 async def test_regenerate_counts_against_the_hourly_limit() -> None:
     async with await _kit(questions_per_hour=3) as kit:
         chat = kit.chat(7)
@@ -191,7 +182,6 @@ async def test_regenerate_counts_against_the_hourly_limit() -> None:
         assert len(kit.providers.requests) == 3
 
 
-@BAD
 async def test_queued_questions_survive_a_restart() -> None:
     store = MemoryStore()
     async with await _kit(store) as first:
@@ -209,7 +199,6 @@ async def test_queued_questions_survive_a_restart() -> None:
         assert chat.state == "chat.ready"
 
 
-@BAD
 async def test_an_empty_answer_is_answered_by_the_flows(kit: BotKit) -> None:
     chat = kit.chat()
     kit.providers.answer("groq", "<think>nothing to say</think>\n \n", times=1)
@@ -234,7 +223,6 @@ class HeldReplies:
         await asyncio.Event().wait()  # until cancelled
 
 
-@BAD
 async def test_a_cancelled_handle_raises_and_commits_nothing(kit: BotKit) -> None:
     chat = kit.chat()
     await chat.send("/start")

@@ -4,6 +4,8 @@ an emoji."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import pytest
 
 from statebot._transports.telegram_format import (
@@ -38,6 +40,16 @@ def code_lines(piece: str) -> list[str]:
         ("😀 **жирный**", "😀 жирный", [("bold", 3, 6)]),  # the emoji is 2 UTF-16 units
         ("[link](https://example.com)", "link", [("text_link", 0, 4)]),
         ("```mermaid\ngraph TD; A-->B\n```", "graph TD; A-->B", [("pre", 0, 15)]),  # no fetch
+        # prose keeps its * and _: inside a word, and a dunder, they are no emphasis
+        ("2*3*4 = 24", "2*3*4 = 24", []),
+        ("snake_case_name and __init__", "snake_case_name and __init__", []),
+        ("a * b * c", "a * b * c", []),
+        ("`a*b*c` and 2*3", "a*b*c and 2*3", [("code", 0, 5)]),
+        (
+            "**bold**, *it*, __b c__ and __init__",  # a dunder is an identifier, not bold
+            "bold, it, b c and __init__",
+            [("bold", 0, 4), ("italic", 6, 2), ("bold", 10, 3)],
+        ),
     ],
 )
 def test_markdown_becomes_text_and_entities(
@@ -130,3 +142,27 @@ def test_plain_text_is_cut_at_lines_within_the_limit(
 )
 def test_open_fence_finds_an_unclosed_code_block(text: str, fence: str | None) -> None:
     assert open_fence(text) == fence
+
+
+@pytest.mark.parametrize("shape", ["lines", "one line"])
+def test_splitting_is_linear_in_the_answers_size(
+    shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A piece is looked for only where it can end: each cut weighs at most the limit's worth of
+    candidates, however long the rest is (a 2 MB answer took 6.2 s, quadratic; bench/split.py
+    prints the times)."""
+    from statebot._transports import telegram_format
+
+    weighed: list[int] = []
+    real = telegram_format._largest
+
+    def counting(cuts: Sequence[int], ok: Callable[[int], bool]) -> int | None:
+        weighed.append(len(cuts))
+        return real(cuts, ok)
+
+    monkeypatch.setattr(telegram_format, "_largest", counting)
+    line = "word " * 20 + "\n" if shape == "lines" else "x" * 101
+    pieces = split_markdown(line * 2000)  # about 200 KB
+    assert len(pieces) > 40
+    most = TEXT_LIMIT // len(line) + 2 if shape == "lines" else TEXT_LIMIT + 1
+    assert max(weighed) <= most

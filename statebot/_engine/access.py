@@ -46,6 +46,12 @@ class Access:
         self._window(user_id)
         self._asked.setdefault(user_id, deque()).append(self.clock.now())
 
+    def refund_question(self, user_id: int) -> None:
+        """A counted question that was never asked (dropped from a queue) counts no more."""
+        asked = self._window(user_id)
+        if asked:
+            asked.pop()
+
     def minutes_until_next(self, user_id: int) -> int:
         """When the oldest question of the hour leaves the window, in whole minutes (at least 1)."""
         asked = self._window(user_id)

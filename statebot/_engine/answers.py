@@ -1,9 +1,15 @@
-"""Answers stream in tasks of their own, one per chat at most.
+"""Answers: one per chat, owned by the chat, streamed in a task of its own.
 
-So that ``/stop`` and the menu work while a model is talking, the handler that starts an answer
-returns at once; the task streams the pieces to the transport and comes back through the
-engine's ordered door with system events: ``provider_down`` before the fallback's first piece
-(the notice precedes the answer), the rest after it, and ``answered`` last.
+An ``Answer`` has an id, the conversation epoch it belongs to, its model and its task; the chat's
+record holds the running answer's id and epoch (``data["answer"]``), so that start-up repair works
+from the record. A chat has at most one provider request at a time: a question sent meanwhile
+waits in the chat's queue (``data["pending"]``, bounded by ``[access] queued_questions``).
+
+The handler that starts an answer returns at once, so that ⏹ Stop, ``/stop`` and the menu work
+while it runs; the task streams the pieces to the transport and comes back through the engine's
+ordered door with system events: ``provider_down`` before the fallback's first piece (the notice
+precedes the answer), the rest after it, and ``answered`` last, whatever happened on the way (a
+stop, a failed store, a broken transport, a bug): the chat never stays answering.
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._providers.sse import ThinkFilter
 from .builtins import replacement_notice_key
-from .effects import AnswerDelta, AnswerDone, AnswerStarted, Keyboard
+from .effects import AnswerDelta, AnswerDone, AnswerRemoved, AnswerStarted, Button, Keyboard
 from .events import Event
 from .registry import Turn
 from .render import keyboard_for
@@ -26,116 +34,222 @@ if TYPE_CHECKING:
 log = logging.getLogger("statebot.answers")
 
 STOP_WAIT_SECONDS = 5.0  # how long /stop waits for the partial answer to be shown in full
+STOP_PREFIX = "stop:"  # ⏹'s callback data: stop:<answer id>, valid while that answer runs
+
+
+@dataclass(eq=False)
+class Answer:
+    """One answer of one chat, from its question to the event that reports its end."""
+
+    id: int
+    chat_id: int
+    epoch: int  # the conversation it belongs to: /new and /forget start another
+    model: str
+    question: str
+    task: asyncio.Task[None] | None = None
+    shown: asyncio.Event = field(default_factory=asyncio.Event)  # its last piece is on screen
+    finished: bool = False  # its end is being handled: no longer "running" for the flows
+    dropped: bool = False  # /new or /forget: whatever it reports from now on is dropped
+    removed: bool = False  # /forget: its draft and ⏹ go too
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done() and not self.finished
+
+
+def queued(record: Any) -> list[dict[str, Any]]:
+    """The chat's waiting questions, oldest first (older records kept bare strings)."""
+    pending = record.data.get("pending") or []
+    return [q if isinstance(q, dict) else {"text": str(q), "user": 0} for q in pending]
+
+
+def visible(text: str) -> str:
+    """What a user would read of ``text``: without ``<think>`` blocks and outer whitespace."""
+    think = ThinkFilter()
+    return (think.feed(text) + think.flush()).strip()
 
 
 class Answers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._ids = itertools.count(1)
-        self._discarded: set[asyncio.Task[None]] = set()
+        self._current: dict[int, Answer] = {}  # chat → its answer, while its task lives
+        # Ids unique across restarts too, so that an old ⏹ never stops a newer answer.
+        self._ids = itertools.count(int(engine.clock.wall() * 1000) % 10**12 + 1)
         self._closing = False
-        self._shown: dict[int, asyncio.Event] = {}  # chat → its answer's last piece was shown
+
+    # --- what the engine and the actions ask ---------------------------------------------
+
+    def current(self, chat_id: int) -> Answer | None:
+        answer = self._current.get(chat_id)
+        return answer if answer is not None and answer.running else None
 
     def running(self, chat_id: int) -> bool:
-        task = self._tasks.get(chat_id)
-        return task is not None and not task.done()
+        return self.current(chat_id) is not None
 
-    def start(self, turn: Turn, question: str) -> None:
+    def reports_for(self, record: Any, payload: dict[str, Any]) -> bool:
+        """Whether what an answer reports is about the chat's running answer: an older
+        answer's (before /new or /forget, or lost to a failure) is dropped."""
+        mine = record.data.get("answer") or {}
+        answer_id = payload.get("answer_id", payload.get("of_answer"))
+        return mine.get("id") == answer_id and mine.get("epoch") == payload.get("epoch")
+
+    def finish(self, chat_id: int, answer_id: int) -> None:
+        """The engine handles the answer's ``answered``: the next one may start."""
+        answer = self._current.get(chat_id)
+        if answer is not None and answer.id == answer_id:
+            answer.finished = True
+
+    def submit(self, turn: Turn, question: str) -> bool:
+        """The one place where a user's question is counted against the limits: it starts at
+        once, or waits in the chat's queue (counted when accepted, refunded when dropped), or
+        is refused when the queue is full (``queue_full``). True when it was accepted."""
+        record, access = turn.record, self.engine.access
+        if not self.running(record.chat_id):
+            access.count_question(turn.event.user_id)
+            self.start(turn, question)
+            return True
+        waiting = queued(record)
+        if len(waiting) >= self.engine.settings.access.queued_questions:
+            turn.raise_event("queue_full")
+            return False
+        access.count_question(turn.event.user_id)
+        record.data["pending"] = [*waiting, {"text": question, "user": turn.event.user_id}]
+        turn.raise_event("queued")
+        return True
+
+    def next_queued(self, turn: Turn) -> bool:
+        """Start the chat's oldest waiting question (counted when it was accepted)."""
+        waiting = queued(turn.record)
+        if not waiting or self.running(turn.record.chat_id):
+            return False
+        turn.record.data["pending"] = waiting[1:]
+        self.start(turn, str(waiting[0]["text"]))
+        return True
+
+    def drop(self, turn: Turn, *, remove: bool = False) -> int:
+        """/new and /forget: stop the running answer, keep nothing it reports from now on
+        (``remove``: not even its draft and ⏹), drop the queue and refund it; a new epoch.
+        How many waiting questions were dropped."""
+        record = turn.record
+        answer = self._current.get(record.chat_id)
+        if answer is not None and not answer.finished:
+            answer.dropped, answer.removed = True, remove
+            if answer.task is not None:
+                answer.task.cancel()
+        waiting = queued(record)
+        for question in waiting:
+            self.engine.access.refund_question(int(question.get("user", 0)))
+        record.data.pop("pending", None)
+        record.data.pop("answer", None)
+        record.data["epoch"] = int(record.data.get("epoch", 0)) + 1
+        return len(waiting)
+
+    def stop(self, chat_id: int, *, discard: bool = False) -> bool:
+        """Cancel the chat's answer (a transport whose user blocked the bot); ``discard``:
+        keep nothing of it."""
+        answer = self.current(chat_id)
+        if answer is None or answer.task is None:
+            return False
+        if discard:
+            answer.dropped = answer.removed = True
+        answer.task.cancel()
+        return True
+
+    async def stop_and_wait(self, chat_id: int, answer_id: int | None = None) -> bool:
+        """Stop the running answer (only if it is ``answer_id``, when given) and wait (bounded)
+        until what it showed is final on screen, so that the flow's "⏹ Stopped" comes after the
+        partial answer, not before it."""
+        answer = self.current(chat_id)
+        if answer is None or (answer_id is not None and answer.id != answer_id):
+            return False
+        if not self.stop(chat_id):
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_SECONDS):
+                await answer.shown.wait()
+        return True
+
+    def chat_of(self, answer_id: int) -> int | None:
+        """The chat whose running answer is ``answer_id``."""
+        return next((c for c, a in self._current.items() if a.id == answer_id and a.running), None)
+
+    async def wait(self, chat_id: int) -> None:
+        """Until the chat's answer (if one runs) has finished and been handled."""
+        answer = self._current.get(chat_id)
+        if answer is not None and answer.task is not None:
+            await asyncio.wait([answer.task])  # wait, never cancel: not gather
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        return [a.task for a in self._current.values() if a.task is not None and not a.task.done()]
+
+    def busy(self) -> bool:
+        return bool(self._tasks())
+
+    async def settle(self) -> None:
+        while running := self._tasks():
+            await asyncio.wait(running)  # a cancelled waiter leaves the answers running
+
+    async def close(self) -> None:
+        """Stop every answer for a shutdown. Their chats keep the answer in their record, so
+        that the next start tells each user that the answer was cut off (``Engine.repair``)."""
+        self._closing = True
+        tasks = self._tasks()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- one answer ---------------------------------------------------------------------
+
+    def start(self, turn: Turn, question: str) -> Answer:
         engine, record = self.engine, turn.record
         chosen, model = engine.model_for(record), engine.serving_for(record)
         replaced = replacement_notice(record, chosen, model)
+        answer = Answer(
+            next(self._ids), record.chat_id, int(record.data.get("epoch", 0)), model, question
+        )
         entering = engine.flows.states.get(turn.entering or "")
-        buttons = keyboard_for(turn, entering) if entering else ()
+        buttons = stop_buttons(keyboard_for(turn, entering) if entering else (), answer.id)
         messages = engine.messages_for(record, model, question)
         if record.data.get("history_dropped") and not record.data.get("trim_noticed"):
             record.data["trim_noticed"] = True  # told once, until /new
             engine.post(Event.system(record.chat_id, "history_trimmed"))
         warned = {k for k, v in record.notices.items() if v}
-        task = asyncio.create_task(
-            self._run(record.chat_id, question, model, messages, warned, buttons, chosen, replaced)
+        record.data["answer"] = {"id": answer.id, "epoch": answer.epoch}
+        answer.task = asyncio.create_task(
+            self._run(answer, messages, warned, buttons, chosen, replaced)
         )
-        self._tasks[record.chat_id] = task
-        task.add_done_callback(lambda done: self._forget(record.chat_id, done))
+        self._current[record.chat_id] = answer
+        answer.task.add_done_callback(lambda _: self._forget(answer))
+        return answer
 
-    def _forget(self, chat_id: int, task: asyncio.Task[None]) -> None:
-        if self._tasks.get(chat_id) is task:
-            del self._tasks[chat_id]
-            self._shown.pop(chat_id, None)
-
-    def stop(self, chat_id: int, *, discard: bool = False) -> bool:
-        """Cancel the chat's answer. ``discard``: keep nothing of it (the chat is forgotten)."""
-        task = self._tasks.get(chat_id)
-        if task is None or task.done():
-            return False
-        if discard:
-            self._discarded.add(task)
-        task.cancel()
-        return True
-
-    async def stop_and_wait(self, chat_id: int) -> bool:
-        """Stop the answer and wait (bounded) until what it showed is final on screen, so that
-        the flow's "⏹ Stopped" comes after the partial answer, not before it."""
-        shown = self._shown.get(chat_id)
-        if not self.stop(chat_id):
-            return False
-        if shown is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STOP_WAIT_SECONDS):
-                    await shown.wait()
-        return True
-
-    async def wait(self, chat_id: int) -> None:
-        """Until the chat's answer (if one runs) has finished and been handled."""
-        task = self._tasks.get(chat_id)
-        if task is not None:
-            await asyncio.wait([task])  # wait, never cancel: not gather
-
-    def busy(self) -> bool:
-        return any(not t.done() for t in self._tasks.values())
-
-    async def settle(self) -> None:
-        while running := [t for t in self._tasks.values() if not t.done()]:
-            await asyncio.wait(running)  # a cancelled waiter leaves the answers running
-
-    async def close(self) -> None:
-        """Stop every answer for a shutdown. Their chats stay ``answering``, so that the next
-        start tells each user that the answer was cut off (see ``Engine.repair``)."""
-        self._closing = True
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _forget(self, answer: Answer) -> None:
+        if self._current.get(answer.chat_id) is answer:
+            del self._current[answer.chat_id]
 
     async def _run(
         self,
-        chat_id: int,
-        question: str,
-        model: str,
+        answer: Answer,
         messages: list[dict[str, str]],
         warned: set[str],
         buttons: Keyboard,
         chosen: str,
         replaced: dict[str, Any] | None,
     ) -> None:
-        """Stream ``model``'s answer for the chat whose own entry is ``chosen``; ``replaced``:
-        the notice that the chosen entry is not served and ``model`` stands in for it."""
-        engine = self.engine
-        if replaced is not None:
-            await self._tell(chat_id, "model_replaced", replaced)
-        answer_id = next(self._ids)
-        shown = self._shown[chat_id] = asyncio.Event()
+        """Stream ``answer.model``'s answer for the chat whose own entry is ``chosen``;
+        ``replaced``: the notice that the chosen entry is not served and the model stands in."""
+        engine, chat_id, model = self.engine, answer.chat_id, answer.model
         parts: list[str] = []
         reported: list[Any] = []
         after_answer: list[Any] = []
-
         speaking = model  # who streams: a fallback is announced by provider_down's "offered"
 
         async def on_delta(piece: str) -> None:
+            if answer.dropped:
+                return  # /new or /forget: its pieces go nowhere
             if not parts:
-                await engine.deliver(chat_id, AnswerStarted(answer_id, speaking, buttons))
+                await engine.deliver(chat_id, AnswerStarted(answer.id, speaking, buttons))
             parts.append(piece)
-            await engine.deliver(chat_id, AnswerDelta(answer_id, piece))
+            await engine.deliver(chat_id, AnswerDelta(answer.id, piece))
 
         async def on_event(route_event: Any) -> None:
             nonlocal speaking
@@ -145,51 +259,102 @@ class Answers:
             if parts:
                 after_answer.append(route_event)  # told after the answer, not in its middle
             else:
-                await self._tell(chat_id, route_event.name, route_event.data)
+                await self._notify(answer, route_event.name, route_event.data)
 
-        answered_by: str | None = None
-        complete = False
+        result: Any = None
+        failed = False
         try:
+            if replaced is not None:
+                await self._notify(answer, "model_replaced", replaced)
             result = await engine.router.ask(model, messages, on_delta=on_delta, on_event=on_event)
-            answered_by, complete = result.model_key, result.complete
-            await engine.usage.record(model, result)
-            after_answer.extend(e for e in result.events if not any(e is r for r in reported))
         except asyncio.CancelledError:
-            log.info("answer in chat %s stopped", chat_id)
+            log.info("answer %s in chat %s stopped", answer.id, chat_id)
         except Exception:
-            log.exception("answer in chat %s failed", chat_id)
-            await self._tell(chat_id, "all_down", {})
-        text = "".join(parts)
-        this = asyncio.current_task()
-        if this in self._discarded:
-            self._discarded.discard(this)
+            log.exception("answer %s in chat %s failed", answer.id, chat_id)
+            failed = True
+        answered_by = getattr(result, "model_key", None)
+        complete = bool(getattr(result, "complete", False)) and not failed
+        if result is not None:
+            after_answer.extend(e for e in result.events if not any(e is r for r in reported))
+            await self._safely(answer, "usage", engine.usage.record(model, result))
+        try:
+            await self._end(answer, "".join(parts), answered_by, complete, failed, chosen)
+        finally:
+            answer.shown.set()
+        if answer.dropped or self._closing:
             return
-        if self._closing:  # a shutdown: show what came, leave the chat to the next start
-            if parts:
-                await engine.deliver(chat_id, AnswerDone(answer_id, text, None, False))
-            return
-        if parts:
-            footer = signature(engine, answered_by) if answered_by != chosen else ""
-            try:
-                await engine.deliver(
-                    chat_id, AnswerDone(answer_id, text, answered_by, complete, footer)
-                )
-            finally:
-                shown.set()
-        shown.set()
         for route_event in after_answer:
-            await self._tell(chat_id, route_event.name, route_event.data)
+            await self._notify(answer, route_event.name, route_event.data)
         provider = engine.settings.models[model].provider
         if answered_by == model and provider in warned:
-            await self._tell(chat_id, "provider_back", {"provider": provider, "episode": ""})
-        await self._tell(
-            chat_id, "answered",
-            {"question": question, "answer": text, "complete": complete,
-             "model": answered_by or "", "answer_id": answer_id},
-        )  # fmt: skip
+            await self._notify(answer, "provider_back", {"provider": provider, "episode": ""})
+        text = "".join(parts)
+        if failed:
+            await self._notify(answer, "answer_failed", {})
+        elif complete and not visible(text):
+            await self._notify(answer, "empty_answer", {"model": answered_by or model})
+        await self._report_end(answer, text, complete, answered_by)
+
+    async def _end(
+        self,
+        answer: Answer,
+        text: str,
+        answered_by: str | None,
+        complete: bool,
+        failed: bool,
+        chosen: str,
+    ) -> None:
+        """Make what the answer showed final on screen: the whole answer, the partial one
+        (stopped, broken, /new), or nothing at all (/forget: its draft and ⏹ go)."""
+        engine, chat_id = self.engine, answer.chat_id
+        if answer.removed or (text and not visible(text)):  # nothing to keep on screen
+            effect: AnswerDone | AnswerRemoved = AnswerRemoved(answer.id)
+        elif text:
+            footer = signature(engine, answered_by) if answered_by != chosen else ""
+            done = complete and not answer.dropped and not self._closing
+            effect = AnswerDone(answer.id, text, answered_by, done, footer)
+        else:
+            return
+        await self._safely(answer, "its end", engine.deliver(chat_id, effect))
+
+    async def _report_end(
+        self, answer: Answer, text: str, complete: bool, answered_by: str | None
+    ) -> None:
+        """``answered``, through the ordered door: the chat leaves answering. One more try when
+        the first fails (a locked store); the next answer starts clean either way."""
+        payload = {"question": answer.question, "answer": text if visible(text) else "",
+                   "complete": complete, "model": answered_by or "", "answer_id": answer.id,
+                   "epoch": answer.epoch}  # fmt: skip
+        for attempt in (1, 2):
+            try:
+                await self._tell(answer.chat_id, "answered", payload)
+                return
+            except Exception:
+                log.exception("answer %s: reporting its end failed (try %d)", answer.id, attempt)
+
+    async def _notify(self, answer: Answer, name: str, data: dict[str, Any]) -> None:
+        """A notice about the answer (provider_down, empty_answer...): never fatal to it."""
+        if answer.dropped:
+            return
+        payload = {**data, "of_answer": answer.id, "epoch": answer.epoch}
+        await self._safely(answer, name, self._tell(answer.chat_id, name, payload))
+
+    async def _safely(self, answer: Answer, what: str, work: Any) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("answer %s in chat %s: %s failed", answer.id, answer.chat_id, what)
 
     async def _tell(self, chat_id: int, name: str, data: dict[str, Any]) -> None:
         await self.engine.handle(Event.system(chat_id, name, **for_flows(self.engine, data)))
+
+
+def stop_buttons(buttons: Keyboard, answer_id: int) -> Keyboard:
+    """The buttons under a running answer: its ⏹ carries the answer's id (``stop:<id>``)."""
+    return tuple(
+        tuple(Button(b.label, b.trigger, str(answer_id)) if b.trigger == "stop" else b for b in row)
+        for row in buttons
+    )
 
 
 def replacement_notice(record: Any, chosen: str, serving: str) -> dict[str, Any] | None:

@@ -52,6 +52,11 @@ SYSTEM_EVENTS = (
     "health_changed",
     "answer_cut",
     "record_reset",
+    "queued",
+    "queue_full",
+    "stopped",
+    "answer_failed",
+    "empty_answer",
 )
 
 
@@ -72,6 +77,7 @@ def default_registry() -> Registry:
     registry.event(*USER_EVENTS, from_user=True)
     for name in EVENT_FIELDS:
         registry.placeholder(name)(_payload_field(name))
+    registry.placeholder("dropped")(lambda turn: str(turn.values.get("dropped", 0)))
     _actions(registry)
     _guards(registry)
     register_views(registry)
@@ -105,33 +111,32 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("ask", spends=True)
     async def ask(turn: Turn) -> None:
-        turn.engine.access.count_question(turn.event.user_id)
-        turn.engine.start_answer(turn, turn.event.text)
+        """The message is a question: asked now, or queued while an answer runs."""
+        turn.engine.answers.submit(turn, turn.event.text)
 
     @registry.action("regenerate", spends=True)
     async def regenerate(turn: Turn) -> None:
-        """Ask the last question again, in place of the answer it got."""
+        """Ask the last question again, in place of the answer it got (counted as a question)."""
         history = turn.record.history
-        if len(history) >= 2 and history[-2]["role"] == "user":
-            question = history[-2]["content"]
+        asked = len(history) >= 2 and history[-2]["role"] == "user"
+        if asked and turn.engine.answers.submit(turn, history[-2]["content"]):
             del history[-2:]
-            turn.engine.start_answer(turn, question)
 
     @registry.action("defer")
     async def defer(turn: Turn) -> None:
-        turn.engine.access.count_question(turn.event.user_id)
-        turn.record.data.setdefault("pending", []).append(turn.event.text)
+        """The message waits for the running answer (``queued``), or the queue is full."""
+        turn.engine.answers.submit(turn, turn.event.text)
 
     @registry.action("ask_pending", spends=True, consumes_input=True)
     async def ask_pending(turn: Turn) -> None:
-        pending = turn.record.data.get("pending") or []
-        if pending:
-            turn.engine.start_answer(turn, pending.pop(0))
+        turn.engine.answers.next_queued(turn)
 
     @registry.action("stop")
     async def stop(turn: Turn) -> None:
-        turn.record.data.pop("pending", None)
-        await turn.engine.answers.stop_and_wait(turn.record.chat_id)
+        """Stop the running answer (the pressed ⏹'s, when it carries an id): ``stopped``."""
+        answer_id = int(turn.arg) if turn.arg.isdigit() else None
+        if await turn.engine.answers.stop_and_wait(turn.record.chat_id, answer_id):
+            turn.raise_event("stopped")
 
     @registry.action("mark_notice")
     async def mark_notice(turn: Turn) -> None:
@@ -187,6 +192,8 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("new_conversation")
     async def new_conversation(turn: Turn) -> None:
+        """Stop the running answer and drop the queue (``{dropped}``): a new epoch."""
+        turn.values["dropped"] = turn.engine.answers.drop(turn)
         turn.record.history.clear()
         turn.record.data.pop("history_dropped", None)
         turn.record.data.pop("trim_noticed", None)
@@ -194,7 +201,7 @@ def _actions(registry: Registry) -> None:
     @registry.action("forget")
     async def forget(turn: Turn) -> None:
         """Delete everything stored about this chat (the engine deletes instead of saving)."""
-        turn.engine.stop_answer(turn.record.chat_id, discard=True)
+        turn.values["dropped"] = turn.engine.answers.drop(turn, remove=True)
         turn.values["forget"] = True
 
 

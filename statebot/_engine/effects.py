@@ -71,7 +71,14 @@ class AnswerButtons:
     buttons: Keyboard
 
 
-Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone | AnswerButtons
+@dataclass(frozen=True)
+class AnswerRemoved:
+    """The answer is gone (/forget, or nothing a user could read): its draft and ⏹ go too."""
+
+    answer_id: int
+
+
+Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone | AnswerButtons | AnswerRemoved
 
 
 def flatten(buttons: Keyboard) -> list[Button]:

@@ -19,18 +19,20 @@ from .._providers.catalog import Catalog
 from .._settings import Settings
 from .._store.base import ChatRecord, Store
 from .access import Access
-from .answers import Answers
+from .answers import STOP_PREFIX, Answers
 from .builtins import FALLBACK_NOTICE
 from .effects import Effect
 from .events import Event, Kind
 from .history import CUT_MARK, messages_for, remember
 from .locks import ChatLocks
 from .machine import FlowMachine
-from .registry import Registry, Turn
+from .registry import RAISED, Registry, Turn
 from .render import keyboard_for
 from .usage import Usage
 
 log = logging.getLogger("statebot.engine")
+
+STOP_REQUESTED = "stop_requested"  # Engine.stop's event: fires what /stop fires
 
 Deliver = Callable[[int, Effect], Awaitable[None]]
 
@@ -151,11 +153,18 @@ class Engine:
             return True
 
     async def _dispatch(self, turn: Turn) -> None:
-        event = turn.event
-        if event.kind is Kind.SYSTEM and event.name == "answered":
-            remember(turn.record, event.payload)
-            if event.payload.get("model_key") == self.serving_for(turn.record):
-                turn.record.notices.pop(FALLBACK_NOTICE, None)  # its own model again
+        event, record = turn.event, turn.record
+        if event.kind is Kind.SYSTEM and event.name == "interrupted":
+            record.data.pop("answer", None)  # died with the last process
+        if event.kind is Kind.SYSTEM and "epoch" in event.payload:  # what an answer reports
+            if not self.answers.reports_for(record, event.payload):
+                return  # an older answer's (before /new, /forget or a failure): dropped
+            if event.name == "answered":
+                self.answers.finish(record.chat_id, int(event.payload["answer_id"]))
+                record.data.pop("answer", None)
+                remember(record, event.payload)
+                if event.payload.get("model_key") == self.serving_for(record):
+                    record.notices.pop(FALLBACK_NOTICE, None)  # its own model again
         if event.kind is Kind.SYSTEM and event.name == "answer_cut":  # marks the turn it cut
             turn.record.data[CUT_MARK] = event.payload.get("of_answer", True)
         trigger = self._trigger(turn)
@@ -167,10 +176,17 @@ class Engine:
             }.get(event.kind)
             if fallback and self.machine.can_fire(turn.record.state, fallback):
                 await self.machine.fire(turn, fallback)
+        for name in turn.values.pop(RAISED, []):  # system events the actions raised
+            if self.machine.can_fire(turn.record.state, name):
+                await self.machine.fire(turn, name)
 
     def _trigger(self, turn: Turn) -> str | None:
         """The trigger this event may fire in the chat's state: never user data taken as is."""
         event, state = turn.event, turn.record.state
+        if event.kind is Kind.PRESS and event.data.startswith(STOP_PREFIX):
+            return self._stop_trigger(turn, event.data.removeprefix(STOP_PREFIX))
+        if event.kind is Kind.SYSTEM and event.name == STOP_REQUESTED:
+            return self._stop_trigger(turn, str(event.payload.get("answer_id", "")))
         if event.kind is Kind.PRESS:
             current = {
                 b.data: b for row in keyboard_for(turn, self.flows.states[state]) for b in row
@@ -182,6 +198,23 @@ class Engine:
             return button.trigger
         name = TEXT_TRIGGER if event.kind is Kind.TEXT else event.name
         return name if self.machine.can_fire(state, name) else None
+
+    def _stop_trigger(self, turn: Turn, answer_id: str) -> str | None:
+        """⏹ under an answer (or the transport's own Stop) is valid while that answer runs,
+        whatever the chat's state: it fires what ``/stop`` fires, for that answer only."""
+        running = self.answers.current(turn.record.chat_id)
+        if running is None or str(running.id) != answer_id:
+            return None  # a finished answer's, or forged: stale
+        turn.arg = answer_id
+        return "/stop" if self.machine.can_fire(turn.record.state, "/stop") else None
+
+    async def stop(self, answer_id: int) -> bool:
+        """Stop a running answer by its id, as its ⏹ does: for a transport's own Stop."""
+        chat_id = self.answers.chat_of(answer_id)
+        if chat_id is None:
+            return False
+        await self.handle(Event.system(chat_id, STOP_REQUESTED, answer_id=answer_id))
+        return True
 
     # --- what actions use -----------------------------------------------------------------
 
@@ -236,7 +269,8 @@ class Engine:
         return self.answers.running(chat_id)
 
     def start_answer(self, turn: Turn, question: str) -> None:
-        self.answers.start(turn, question)
+        """Ask ``question`` for the chat now, or queue it while an answer runs (counted)."""
+        self.answers.submit(turn, question)
 
     def stop_answer(self, chat_id: int, *, discard: bool = False) -> bool:
         return self.answers.stop(chat_id, discard=discard)

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
+RAISED = "raised"  # Turn.values[...]: system events actions raised, fired after their transition
+
+
 @dataclass
 class Turn:
     """One event being handled for one chat: what actions, guards and placeholders see."""
@@ -39,6 +42,10 @@ class Turn:
     @property
     def payload(self) -> dict[str, Any]:
         return self.event.payload
+
+    def raise_event(self, name: str) -> None:
+        """Have the engine fire system event ``name`` for the chat after this transition."""
+        self.values.setdefault(RAISED, []).append(name)
 
     async def emit(self, effect: Effect) -> None:
         self.effects.append(effect)

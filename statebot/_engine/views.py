@@ -157,7 +157,8 @@ def _placeholders(registry: Registry) -> None:
                 name = f"{name} {settings.models[model_key].title}"
             badge = BADGES.get(status.state, "")
             until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
-            lines.append(f"{badge} {name}: {status.reason or status.state}{until}")
+            why = (status.detail if turn.is_admin else "") or status.reason or status.state
+            lines.append(f"{badge} {name}: {why}{until}")
         return "\n".join(lines)
 
     @registry.placeholder("max_input_chars")
@@ -202,7 +203,8 @@ def _placeholders(registry: Registry) -> None:
                 lines.append(f"✅ {provider.title}: —")
                 continue
             status = engine.health.status(name)
-            reason = f" — {status.reason}" if status.reason else ""
+            why = status.detail or status.reason  # the admins' panel: the details
+            reason = f" — {why}" if why else ""
             until = f", {_until(turn, status.until_wall)}" if status.until_wall else ""
             badge = BADGES.get(status.state, "✅")
             lines.append(f"{badge} {provider.title}: {status.state}{reason}{until}")

@@ -20,6 +20,7 @@ class ChatRequest:
     messages: tuple[dict[str, str], ...]
     stream: bool = True
     probe: bool = False  # a health probe, not a user's question
+    max_tokens: int | None = None  # the answer's cap, sent in the provider's max_tokens_field
 
 
 class Cut(str):

@@ -49,6 +49,12 @@ _RETIRED_AVAILABILITY = frozenset(
      "model_unavailable_upstream"}
 )  # fmt: skip
 _REASON_CHARS = 140
+MAX_WAIT_SECONDS = 3600.0
+"""The longest wait a provider may announce (``retry-after``, ``x-ratelimit-reset-*``): an hour.
+
+Free tiers reset per minute or per day; a longer wait is either a daily quota (then an hour later
+one probe-sized question costs little) or garbage (``1e17``). Clamped here, where waits are read,
+and again by health, so that every time shown to people is a real clock time."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         if seconds is None:
             seconds = _seconds_until_http_date(announced)
         if seconds is not None:
-            return seconds
+            return min(seconds, MAX_WAIT_SECONDS)
     resets: dict[str, float] = {}
     for name, value in lower.items():
         if name.startswith("x-ratelimit-reset-"):
@@ -105,7 +111,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     exhausted = [
         s for bucket, s in resets.items() if _is_zero(lower.get(f"x-ratelimit-remaining-{bucket}"))
     ]
-    return max(exhausted or resets.values())
+    return min(max(exhausted or resets.values()), MAX_WAIT_SECONDS)
 
 
 def error_info(body: bytes | str | object) -> ErrorInfo:
@@ -151,9 +157,14 @@ def error_from_response(
     msg = _clip(info.message)
 
     def make(cls: type[ProviderError], reason: str) -> ProviderError:
-        return cls(reason, provider=provider, model=model, status=status, reason=reason)
+        public = reason.partition(": ")[0] if msg and reason.endswith(msg) else reason
+        return cls(
+            reason, provider=provider, model=model, status=status, reason=reason, public=public
+        )
 
     def said(prefix: str) -> str:
+        """The classified prefix, then the provider's own words (admins only: ``public`` drops
+        them)."""
         return f"{prefix}: {msg}" if msg else prefix
 
     if 200 <= status < 300:
@@ -223,8 +234,11 @@ def error_from_payload(provider: str, model: str, payload: object) -> ProviderEr
     info = error_info(payload)
     status = int(info.code) if info.code.isdigit() else None
     msg = _clip(info.message)
-    reason = f"provider error in stream: {msg}" if msg else "provider error in stream"
-    return ServerError(reason, provider=provider, model=model, status=status, reason=reason)
+    public = "provider error in stream"
+    reason = f"{public}: {msg}" if msg else public
+    return ServerError(
+        reason, provider=provider, model=model, status=status, reason=reason, public=public
+    )
 
 
 def bad_response(provider: str, model: str, what: str, status: int | None = 200) -> BadResponse:
@@ -241,6 +255,12 @@ def decode_json(
         return json.loads(body)
     except ValueError:
         raise error_from_response(provider, model, status, headers, body) from None
+
+
+def too_large(provider: str, model: str, limit: int) -> BadResponse:
+    """The provider sent more bytes than an answer can need (``client.MAX_*_BYTES``)."""
+    reason = f"answer too large (over {limit // 1024} KiB)"
+    return BadResponse(reason, provider=provider, model=model, status=200, reason=reason)
 
 
 def stream_ended_early(provider: str, model: str) -> StreamBroken:
@@ -270,6 +290,7 @@ def error_from_exception(provider: str, model: str, exc: httpx.HTTPError) -> Pro
     elif isinstance(exc, httpx.ConnectError | httpx.ProxyError | httpx.UnsupportedProtocol):
         detail = _clip(str(exc))
         cls, reason = ConnectFailed, f"cannot connect: {detail}" if detail else "cannot connect"
+        return cls(reason, provider=provider, model=model, reason=reason, public="cannot connect")
     elif isinstance(exc, httpx.DecodingError | httpx.TooManyRedirects):
         cls, reason = BadResponse, f"undecodable response ({kind})"
     elif isinstance(exc, httpx.NetworkError):
@@ -293,6 +314,7 @@ def deadline_passed(
 def as_broken(err: ProviderError, partial: str) -> StreamBroken:
     """Any failure after visible text was sent: the user has a half answer, keep it."""
     reason = err.reason if isinstance(err, StreamBroken) else f"cut off: {err.reason}"
+    public = err.public if isinstance(err, StreamBroken) else f"cut off: {err.public}"
     return StreamBroken(
         reason,
         partial=partial,
@@ -300,6 +322,7 @@ def as_broken(err: ProviderError, partial: str) -> StreamBroken:
         model=err.model,
         status=err.status,
         reason=reason,
+        public=public,
     )
 
 

@@ -21,6 +21,13 @@ from .base import CUT_REASONS, ChatRequest, Cut
 
 T = TypeVar("T")
 
+MAX_LINE_BYTES = 1 << 20
+"""One SSE line (one chunk) may not exceed 1 MiB: a real chunk is a few hundred bytes, and a
+longer line would be parsed in one blocking ``json.loads``."""
+MAX_RESPONSE_BYTES = 32 << 20
+"""All that one answer may send, 32 MiB: ~40 000 chunks of ~800 bytes, more than any max_tokens
+allows (reasoning included). Past either cap the answer is BadResponse ("answer too large")."""
+
 
 class _Deadlines:
     """Time-to-first-token and total deadlines of one request, on the event loop's clock."""
@@ -118,6 +125,8 @@ class OpenAICompatibleClient:
             "messages": list(request.messages),
             "stream": request.stream,
         }
+        if request.max_tokens is not None:
+            body[provider.max_tokens_field] = request.max_tokens
         accept = "text/event-stream" if request.stream else "application/json"
         http_request = self._http.build_request(
             "POST",
@@ -133,7 +142,9 @@ class OpenAICompatibleClient:
         )
         try:
             if not response.is_success or not request.stream or not _is_event_stream(response):
-                content = await self._within(clock, name, model, response.aread())
+                content = await self._within(
+                    clock, name, model, _read_capped(response, name, model)
+                )
                 if not response.is_success:
                     raise classify.error_from_response(
                         name, model, response.status_code, response.headers, content
@@ -148,7 +159,8 @@ class OpenAICompatibleClient:
                     yield Cut(finish)
                 return
             decoder = sse.StreamDecoder(name, model)
-            async with aclosing(sse.iter_events(response.aiter_lines())) as events:
+            lines = _capped_lines(response, name, model)
+            async with aclosing(sse.iter_events(lines)) as events:
                 while True:
                     try:
                         event = await self._within(clock, name, model, anext(events))
@@ -202,6 +214,39 @@ def _httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
         write=timeouts.total,
         pool=timeouts.connect,
     )
+
+
+async def _read_capped(response: httpx.Response, provider: str, model: str) -> bytes:
+    """The whole body, at most MAX_RESPONSE_BYTES of it."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise classify.too_large(provider, model, MAX_RESPONSE_BYTES)
+    return bytes(body)
+
+
+async def _capped_lines(
+    response: httpx.Response, provider: str, model: str
+) -> AsyncGenerator[str, None]:
+    """The body's lines (``\n`` ended; ``sse.iter_events`` drops a ``\r`` before it), each at
+    most MAX_LINE_BYTES and all at most MAX_RESPONSE_BYTES: past a cap nothing more is read."""
+    held, total = bytearray(), 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > MAX_RESPONSE_BYTES:
+            raise classify.too_large(provider, model, MAX_RESPONSE_BYTES)
+        held += chunk
+        *lines, rest = held.split(b"\n")
+        if len(rest) > MAX_LINE_BYTES:
+            raise classify.too_large(provider, model, MAX_LINE_BYTES)
+        held = bytearray(rest)
+        for line in lines:
+            if len(line) > MAX_LINE_BYTES:
+                raise classify.too_large(provider, model, MAX_LINE_BYTES)
+            yield line.decode("utf-8", errors="replace")
+    if held:
+        yield held.decode("utf-8", errors="replace")
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -20,6 +20,7 @@ from transitions import EventData, Machine
 from .._clock import Clock, TimerHandle
 from .._errors import Outcome, ProviderError
 from .._settings import Settings
+from .classify import MAX_WAIT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ class HealthStatus:
     """What can be shown: ``until_wall`` is epoch seconds for "expected back at"."""
 
     state: str
-    reason: str
+    reason: str  # classified words: anyone may see them
     until_wall: float | None
     episode: int
+    detail: str = ""  # with the provider's own text (secrets masked): admins only
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class HealthChange:
     reason: str
     until_wall: float | None = None
     episode: int = 0
+    detail: str = ""  # admins only, as HealthStatus.detail
 
 
 class _Circuit:
@@ -82,6 +85,7 @@ class _Circuit:
         self.provider = provider
         self.model_key = model_key
         self.reason = ""
+        self.detail = ""
         self.until: float | None = None
         self.episode = 0
         self.failures = 0  # in a row, while healthy
@@ -102,6 +106,7 @@ class _Circuit:
         assert event.transition is not None
         old, new = event.transition.source, event.transition.dest or event.transition.source
         self.reason = str(event.kwargs.get("reason", ""))
+        self.detail = str(event.kwargs.get("detail", ""))
         self.until = event.kwargs.get("until")
         if self.timer is not None:
             self.timer.cancel()
@@ -173,11 +178,16 @@ class HealthBoard:
         *,
         retry_after: float | None = None,
         reason: str = "",
+        detail: str = "",
     ) -> None:
-        """Feed one request's outcome to the provider's and the model's machines."""
+        """Feed one request's outcome to the provider's and the model's machines.
+
+        ``reason`` is what anyone may read (``ProviderError.public``), ``detail`` what admins may
+        (``ProviderError.reason``)."""
         model = self._models[model_key]
         provider = self._providers[model.provider]
         reason = reason or str(outcome)
+        detail = detail if detail != reason else ""
         if outcome is Outcome.OK:
             provider.failures = 0
             if provider.state == "half_open":
@@ -185,23 +195,26 @@ class HealthBoard:
         elif outcome is Outcome.RATE_LIMITED:
             if model.state in ("healthy", "cooldown"):
                 wait = DEFAULT_RETRY_AFTER if retry_after is None else max(0.0, retry_after)
-                self._hold(model, "cool_down", wait, reason)
+                self._hold(model, "cool_down", wait, reason, detail)
         elif outcome in PROVIDER_FAILURES:
             if provider.state == "healthy":
                 provider.failures += 1
                 if provider.failures >= self.settings.health.failures_to_open:
-                    self._open(provider, reason)
+                    self._open(provider, reason, detail)
             elif provider.state == "half_open":
-                self._open(provider, reason)
+                self._open(provider, reason, detail)
         elif outcome in (Outcome.AUTH, Outcome.REGION):
-            provider.trigger("disable", reason=reason)
+            provider.trigger("disable", reason=reason, detail=detail)
         # TOO_LONG and BAD_REQUEST say nothing about health: the request was at fault. MODEL_GONE
         # is one id's retirement: the catalog moves the entry to its next id (``catalog.py``).
 
     def record_error(self, model_key: str, error: ProviderError) -> None:
         """``record`` for a raised ProviderError: its outcome, retry_after and reason."""
         retry_after = getattr(error, "retry_after", None)
-        self.record(model_key, error.outcome, retry_after=retry_after, reason=error.reason)
+        self.record(
+            model_key, error.outcome, retry_after=retry_after, reason=error.public,
+            detail=error.reason,
+        )  # fmt: skip
 
     # --- admin -----------------------------------------------------------------------------
 
@@ -236,7 +249,7 @@ class HealthBoard:
         status = self._status_of(circuit)
         change = HealthChange(
             circuit.provider, circuit.model_key, old, new, circuit.reason,
-            status.until_wall, status.episode,
+            status.until_wall, status.episode, circuit.detail,
         )  # fmt: skip
         try:
             self.on_change(change)
@@ -247,19 +260,24 @@ class HealthBoard:
         until_wall = None
         if circuit.until is not None:
             until_wall = self._clock.wall() + (circuit.until - self._clock.now())
-        return HealthStatus(circuit.state, circuit.reason, until_wall, circuit.episode)
+        return HealthStatus(
+            circuit.state, circuit.reason, until_wall, circuit.episode, circuit.detail
+        )
 
-    def _hold(self, circuit: _Circuit, trigger: str, wait: float, reason: str) -> None:
-        """Move ``circuit`` by ``trigger`` until now + wait, and set the timer that ends it."""
-        until = self._clock.now() + wait
-        circuit.trigger(trigger, reason=reason, until=until)
+    def _hold(
+        self, circuit: _Circuit, trigger: str, wait: float, reason: str, detail: str = ""
+    ) -> None:
+        """Move ``circuit`` by ``trigger`` until now + wait (at most MAX_WAIT_SECONDS: every
+        time shown to people stays a real clock time), and set the timer that ends it."""
+        until = self._clock.now() + min(max(0.0, wait), MAX_WAIT_SECONDS)
+        circuit.trigger(trigger, reason=reason, detail=detail, until=until)
         ending = self._half_open if circuit.state == "open" else self._cool_off
         circuit.timer = self._clock.call_at(until, lambda: ending(circuit))
 
-    def _open(self, provider: _Circuit, reason: str) -> None:
+    def _open(self, provider: _Circuit, reason: str, detail: str = "") -> None:
         health = self.settings.health
-        wait = min(health.open_seconds * 2**provider.opens, health.open_max_seconds)
-        self._hold(provider, "trip", wait, reason)
+        wait = min(health.open_seconds * 2 ** min(provider.opens, 32), health.open_max_seconds)
+        self._hold(provider, "trip", wait, reason, detail)
         provider.opens += 1
 
     def _cool_off(self, circuit: _Circuit) -> None:
@@ -292,7 +310,7 @@ class HealthBoard:
             if provider.state != "half_open":
                 return  # an admin decided meanwhile
             if error.outcome in PROVIDER_FAILURES:
-                self._open(provider, f"probe: {error.reason}")
+                self._open(provider, f"probe: {error.public}", f"probe: {error.reason}")
             else:  # the provider answered, with something that is not a failure of the provider
                 self.record_error(model_key, error)
                 if provider.state == "half_open":

@@ -167,7 +167,7 @@ class Router:
             self.catalog.model_id(key or model_key) or self._settings.models[model_key].ids[0]
         )
         question = ({"role": "user", "content": "ping"},)
-        request = ChatRequest(provider, model_id, question, probe=True)
+        request = ChatRequest(provider, model_id, question, probe=True, max_tokens=1)
         async for _ in self.backend.stream(request):
             pass
 
@@ -200,7 +200,7 @@ class Router:
                             run.model_level = run.retired = True
                         break
                     if error.outcome in _STOP:
-                        run.event(_STOP[error.outcome], model=key, reason=error.reason)
+                        run.event(_STOP[error.outcome], model=key, reason=error.public)
                         return
                     if error.outcome is Outcome.CAPACITY and not retried and self._spend():
                         retried = True
@@ -209,7 +209,7 @@ class Router:
                         continue
                     if key == run.chosen:
                         run.model_level = error.outcome in _MODEL_LEVEL
-                        self._chosen_down(run, error.reason)
+                        self._chosen_down(run, error.public)
                     break
                 else:
                     self._health.record(key, Outcome.OK)
@@ -226,7 +226,10 @@ class Router:
         messages: list[dict[str, str]],
         on_delta: OnDelta | None,
     ) -> None:
-        request = ChatRequest(model.provider, model_id, tuple(dict(m) for m in messages))
+        request = ChatRequest(
+            model.provider, model_id, tuple(dict(m) for m in messages),
+            max_tokens=model.max_tokens,
+        )  # fmt: skip
         run.current, run.started = model.key, self._clock.now()
         async for piece in self.backend.stream(request):
             if isinstance(piece, Cut):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import telegramify_markdown
@@ -26,6 +26,10 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)")
 _TAG = re.compile(r"(?<!\\)<(?![A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>|[^\s@<>]+@[^\s@<>]+>)")
 _JOINERS = ("\u200d", "\ufe0f", "\u20e3")  # a cut never separates these from the emoji before
+# Prose, not emphasis: a * or _ run inside a word ("2*3*4", "snake_case"), and a dunder
+# ("__init__"), which CommonMark would read as italics or bold and so eat.
+_INTRAWORD = re.compile(r"(?<=[^\W_])([*_]+)(?=[^\W_])")
+_DUNDER = re.compile(r"(?<![\w*])__([^\W_](?:\w*[^\W_])?)__(?![\w*])")
 
 
 def utf16_len(text: str) -> int:
@@ -56,7 +60,8 @@ def render(source: str) -> Rendered:
 
 def literal_html(source: str) -> str:
     """Escape ``<`` outside code, so that ``Vec<String>`` or ``<div>`` in an answer's prose is
-    shown, not dropped as HTML (the converter drops every HTML tag); autolinks stay links."""
+    shown, not dropped as HTML (the converter drops every HTML tag); autolinks stay links. Also
+    escape ``*`` and ``_`` that are prose rather than emphasis (``_INTRAWORD``, ``_DUNDER``)."""
     out, fence = [], ""
     for line in source.split("\n"):
         match = _FENCE.match(line)
@@ -75,9 +80,15 @@ def literal_html(source: str) -> str:
 def _escape_tags(line: str) -> str:
     out, start = [], 0
     for span in _CODE_SPAN.finditer(line):  # code spans stay as they are
-        out += [_TAG.sub(r"\\<", line[start : span.start()]), span.group(0)]
+        out += [_escape_prose(line[start : span.start()]), span.group(0)]
         start = span.end()
-    return "".join([*out, _TAG.sub(r"\\<", line[start:])])
+    return "".join([*out, _escape_prose(line[start:])])
+
+
+def _escape_prose(text: str) -> str:
+    text = _TAG.sub(r"\\<", text)
+    text = _DUNDER.sub(r"\\_\\_\1\\_\\_", text)
+    return _INTRAWORD.sub(lambda m: "".join("\\" + c for c in m.group(1)), text)
 
 
 def _entity(e: telegramify_markdown.MessageEntity) -> MessageEntity:
@@ -121,12 +132,13 @@ def _cut(text: str, limit: int) -> tuple[str, str]:
     def ok(cut: int) -> bool:
         return fits(closed(cut)[0], limit)
 
+    window = text[: limit + 1]  # a head that fits has at most ``limit`` characters: linear time
     for pattern in ("\n\n", "\n"):
-        cuts = [m.end() for m in re.finditer(pattern, text) if 0 < m.end() < len(text)]
+        cuts = [m.end() for m in re.finditer(pattern, window) if 0 < m.end() < len(text)]
         best = _largest(cuts, ok)
         if best is not None and utf16_len(text[:best]) >= limit // 2:
             return closed(best)
-    best = _largest(list(range(1, len(text))), ok) or 1
+    best = _largest(range(1, min(len(text), limit + 1)), ok) or 1
     space = text.rfind(" ", max(0, best - 80), best)
     if space > 0:
         best = space + 1
@@ -140,7 +152,7 @@ def _joined(before: str, after: str) -> bool:
     return before == "\u200d" or after in _JOINERS or "\U0001f3fb" <= after <= "\U0001f3ff"
 
 
-def _largest(cuts: list[int], ok: Callable[[int], bool]) -> int | None:
+def _largest(cuts: Sequence[int], ok: Callable[[int], bool]) -> int | None:
     """The largest cut that is ok, by bisection: fitting shrinks as a head grows."""
     low, high, found = 0, len(cuts) - 1, None
     while low <= high:
@@ -184,5 +196,6 @@ def _plain_cut(text: str, limit: int) -> int:
     def ok(cut: int) -> bool:
         return utf16_len(text[:cut]) <= limit
 
-    cuts = [m.end() for m in re.finditer("\n", text) if 0 < m.end() < len(text)]
-    return _largest(cuts, ok) or _largest(list(range(1, len(text))), ok) or 1
+    window = text[: limit + 1]
+    cuts = [m.end() for m in re.finditer("\n", window) if 0 < m.end() < len(text)]
+    return _largest(cuts, ok) or _largest(range(1, min(len(text), limit + 1)), ok) or 1

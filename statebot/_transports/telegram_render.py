@@ -20,6 +20,7 @@ from .._engine.effects import (
     AnswerButtons,
     AnswerDelta,
     AnswerDone,
+    AnswerRemoved,
     AnswerStarted,
     Effect,
     Notice,
@@ -108,6 +109,9 @@ class Renderer:
             await self.streams.finish(effect)
         elif isinstance(effect, AnswerButtons):
             await self.streams.set_buttons(effect)
+        elif isinstance(effect, AnswerRemoved):
+            self._stop_typing(chat_id)
+            await self.streams.remove(effect)
 
     def thread(self, chat_id: int) -> int | None:
         """The topic to answer in: the update's being handled, else the chat's last one."""

@@ -25,7 +25,7 @@ from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, InvalidToken
 
 from .._clock import Clock, TimerHandle
-from .._engine.effects import AnswerButtons, AnswerDone, AnswerStarted
+from .._engine.effects import AnswerButtons, AnswerDone, AnswerRemoved, AnswerStarted
 from .telegram_format import Rendered, render, split_markdown
 from .telegram_send import Sender, markup
 
@@ -169,14 +169,18 @@ class AnswerStream:
 
     # --- at the end -----------------------------------------------------------------------
 
-    async def finish(self, done: AnswerDone) -> None:
-        """The final messages, without ⏹ Stop; the flows' buttons come with AnswerButtons."""
+    async def _end(self) -> None:
+        """No more pushes or draft refreshes: the one in flight is done."""
         self.done = True
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if self.push_task is not None:
             await asyncio.gather(self.push_task, return_exceptions=True)
+
+    async def finish(self, done: AnswerDone) -> None:
+        """The final messages, without ⏹ Stop; the flows' buttons come with AnswerButtons."""
+        await self._end()
         if done.text != self.streamed and not self.message_ids:
             self.live = done.text  # the final word (redacted, say), while nothing is final yet
         if done.footer:
@@ -189,6 +193,16 @@ class AnswerStream:
             self.message_ids.append(self.live_id)
         if self.control_id is not None:
             await self._drop_control()
+
+    async def remove(self) -> None:
+        """/forget: the draft stops (Telegram drops it), the live message and ⏹ go; the
+        messages already final stay."""
+        await self._end()
+        for message_id in (self.live_id, self.control_id):
+            if message_id is not None:
+                self.control_id = message_id
+                await self._drop_control()
+        self.live_id = self.control_id = None
 
     async def _drop_control(self) -> None:
         sender, control_id = self.streams.sender, self.control_id
@@ -265,6 +279,11 @@ class Streams:
         stream = self.answers.get(effect.answer_id)
         if stream is not None:
             await stream.finish(effect)
+
+    async def remove(self, effect: AnswerRemoved) -> None:
+        stream = self.answers.get(effect.answer_id)
+        if stream is not None:
+            await stream.remove()
 
     async def set_buttons(self, effect: AnswerButtons) -> None:
         stream = self.answers.get(effect.answer_id)
