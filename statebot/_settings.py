@@ -66,8 +66,8 @@ class ModelSettings:
 @dataclass(frozen=True)
 class HealthSettings:
     failures_to_open: int = 3
-    open_seconds: float = 30.0
-    open_max_seconds: float = 600.0
+    open_seconds: float = 10.0  # failures: first probe after 10 s, then 20, then every 30 s:
+    open_max_seconds: float = 30.0  # users are back within 30 s of a provider's recovery
     capacity_retry_seconds: float = 0.5
     retry_budget: float = 0.2
     request_deadline_seconds: float = 90.0

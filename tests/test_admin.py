@@ -177,7 +177,7 @@ async def test_reload_applies_a_changed_default_model_over_the_admins_choice(
 async def test_reload_reports_what_took_effect_and_what_needs_a_restart(tmp_path: Path) -> None:
     settings, flows = _copy(tmp_path)
     async with await BotKit.start(settings, flows, admins=[ADMIN]) as kit:
-        _edit(settings, "open_seconds = 30", "open_seconds = 45")
+        _edit(settings, "open_seconds = 10", "open_seconds = 15")
         _edit(settings, "questions_per_hour = 60", "questions_per_hour = 5")
         _edit(settings, "draft_seconds = 0.5", "draft_seconds = 1")
         report = await _reload(kit.chat(ADMIN))
@@ -185,7 +185,7 @@ async def test_reload_reports_what_took_effect_and_what_needs_a_restart(tmp_path
         assert "applied: [access]" in lines
         assert "needs a restart, the bot runs as before with: [health], [telegram]" in lines
         assert kit.bot.engine.settings.access.questions_per_hour == 5
-        assert kit.bot.engine.settings.health.open_seconds == 30  # what the health board uses
+        assert kit.bot.engine.settings.health.open_seconds == 10  # what the health board uses
         assert kit.bot.engine.settings.telegram.draft_seconds == 0.5
 
 

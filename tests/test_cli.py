@@ -50,11 +50,11 @@ def test_check_prints_every_problem_with_file_and_line(
     root = copy_project(tmp_path / "project")
     action = apply(root, Edit("flows/model_choice.toml", 'do = "set_model"', 'do = "set_modle"'))
     shadow = apply(root, Edit("flows/chat.toml", '{ if = "has_pending", do', "{ do"))
-    settings = apply(root, Edit("settings.toml", "open_seconds = 30", "open_seconds = -30"))
+    settings = apply(root, Edit("settings.toml", "open_seconds = 10", "open_seconds = -10"))
     expected = [  # file, line, key path
         ("flows/model_choice.toml", line_of(action, "set_modle"), "states.choosing.on.model[0].do"),
         ("flows/chat.toml", line_of(shadow, '{ go = "ready"'), "states.answering.on.answered[1]"),
-        ("settings.toml", line_of(settings, "open_seconds = -30"), "health.open_seconds"),
+        ("settings.toml", line_of(settings, "open_seconds = -10"), "health.open_seconds"),
     ]
     assert cli("check", "--settings", root / "settings.toml", "--flows", root / "flows") == 1
     out, err = capsys.readouterr()

@@ -186,7 +186,6 @@ async def test_a_50_mb_answer_in_one_piece_is_refused_and_the_loop_keeps_running
 # --- health that heals ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: an alert per in-flight 401")
 def test_three_in_flight_401s_are_one_episode_and_one_change() -> None:
     from small_settings import make_settings
 
@@ -197,7 +196,6 @@ def test_three_in_flight_401s_are_one_episode_and_one_change() -> None:
     assert [(c.provider, c.old, c.new) for c in changes] == [("groq", "healthy", "disabled")]  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: the first probe waits 30 s, then up to 600")
 def test_a_failed_provider_is_probed_within_30_seconds_by_default() -> None:
     from statebot._settings import HealthSettings
 

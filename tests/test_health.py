@@ -147,7 +147,7 @@ async def test_probe_success_closes_and_resets_the_wait() -> None:
         calls += 1
         await answer.wait()
 
-    health, clock, changes = board(probe)
+    health, clock, changes = board(probe, open_seconds=30, open_max_seconds=600)
     for _ in range(3):
         health.record("groq-gpt-oss-120b", Outcome.TIMEOUT)
     clock.advance(30)

@@ -24,9 +24,9 @@ def new_model(key: str) -> str:
 CASES = [
     pytest.param(
         Case(
-            Edit(S, "open_max_seconds = 600", "open_max_seconds = = 600"),
+            Edit(S, "open_max_seconds = 30", "open_max_seconds = = 30"),
             "",
-            "= = 600",
+            "= = 30",
             "not valid TOML",
             "fix the syntax at that line",
         ),
@@ -241,7 +241,7 @@ CASES += [
     ),
     pytest.param(
         Case(
-            Edit(S, "open_seconds = 30", "open_seconds = 0"),
+            Edit(S, "open_seconds = 10", "open_seconds = 0"),
             "health.open_seconds",
             "open_seconds = 0",
             "must be more than 0",
@@ -251,10 +251,10 @@ CASES += [
     ),
     pytest.param(
         Case(
-            Edit(S, "open_max_seconds = 600", "open_max_seconds = 10"),
+            Edit(S, "open_max_seconds = 30", "open_max_seconds = 5"),
             "health.open_max_seconds",
-            "open_max_seconds = 10",
-            "must be open_seconds (30) or more",
+            "open_max_seconds = 5",
+            "must be open_seconds (10) or more",
             "the cap of the doubling wait",
         ),
         id="health-open-max-below-open",

@@ -203,8 +203,8 @@ class HealthBoard:
                     self._open(provider, reason, detail)
             elif provider.state == "half_open":
                 self._open(provider, reason, detail)
-        elif outcome in (Outcome.AUTH, Outcome.REGION):
-            provider.trigger("disable", reason=reason, detail=detail)
+        elif outcome in (Outcome.AUTH, Outcome.REGION) and provider.state != "disabled":
+            provider.trigger("disable", reason=reason, detail=detail)  # one episode, one alert
         # TOO_LONG and BAD_REQUEST say nothing about health: the request was at fault. MODEL_GONE
         # is one id's retirement: the catalog moves the entry to its next id (``catalog.py``).
 
