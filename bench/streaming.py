@@ -168,6 +168,7 @@ async def once_answers(settings: Settings, api: TimedBotApi, groq: TimedOpenAI,
                 out.append(measure(api, groq, chat_id, question, window, "sendMessage"))
 
         for chat_id in range(200, 200 + chats):
+            api.meet(chat_id)  # its user started the bot: Telegram knows the chat
             await one_chat(chat_id)
     await client.aclose()
     return out

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,7 @@ KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("⚡ Cerebras", callback_
 @pytest.fixture
 def api() -> Iterator[FakeBotApi]:
     with FakeBotApi() as fake:
+        fake.meet(7)  # a user who started the bot before: Telegram knows the chat
         yield fake
 
 
@@ -119,6 +121,46 @@ async def test_press_answer_and_stale_press(api: FakeBotApi, bot: Bot) -> None:
     assert api.callback_answer(stale) is None
     with pytest.raises(BadRequest, match=r"(?i)query is too old"):
         await bot.answer_callback_query("nope")
+
+
+async def test_a_callback_query_is_answered_once(api: FakeBotApi, bot: Bot) -> None:
+    menu = await bot.send_message(7, "Choose", reply_markup=KEYBOARD)
+    pressed = api.press(7, "model:c", menu.message_id)
+    assert await bot.answer_callback_query(str(pressed)) is True
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):  # QUERY_ID_INVALID
+        await bot.answer_callback_query(str(pressed), text="again")
+
+
+REFUSED: list[tuple[str, dict[str, Any], str]] = [
+    ("sendMessage", {"chat_id": 99, "text": "hi"}, "chat not found"),  # never wrote to the bot
+    ("sendMessage", {"chat_id": 7, "text": " "}, "message text is empty"),
+    ("sendMessage", {"chat_id": 7, "text": "я" * 4097}, "message is too long"),
+    ("sendMessage", {"chat_id": 7, "text": "hi", "parse_mode": "Markdown3"},
+     "unsupported parse_mode"),
+    ("sendMessage", {"chat_id": 7, "text": "hi",
+                     "entities": [{"type": "shouting", "offset": 0, "length": 2}]},
+     "can't parse MessageEntity: Unsupported type specified"),
+    ("sendMessage", {"chat_id": 7, "text": "hi",
+                     "entities": [{"type": "bold", "offset": 1, "length": 5}]},
+     "can't parse entities: entity is out of the text"),
+    ("sendMessage", {"chat_id": 7, "text": "hi",
+                     "reply_markup": {"inline_keyboard": [[{"text": "no action"}]]}},
+     "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"),
+    ("sendMessageDraft", {"chat_id": -100, "draft_id": 1, "text": "hi"},
+     "TEXTDRAFT_PEER_INVALID"),  # drafts are for private chats
+    ("sendMessageDraft", {"chat_id": 7, "draft_id": 1, "text": "я" * 4097},
+     "message is too long"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "params", "error"), REFUSED, ids=[r[2] for r in REFUSED])
+def test_it_refuses_what_telegram_refuses(
+    api: FakeBotApi, method: str, params: dict[str, Any], error: str
+) -> None:
+    api.meet(-100, chat_type="supergroup")
+    response = httpx.post(f"{api.base_url}{api.token}/{method}", json=params, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["description"] == f"Bad Request: {error}"
 
 
 async def test_edits_follow_telegrams_rules(api: FakeBotApi, bot: Bot) -> None:

@@ -1,9 +1,13 @@
 """A fake Telegram Bot API server that python-telegram-bot 22 talks to as it talks to Telegram.
 
 PTB posts ``{base_url}{token}/{method}`` as a form: strings raw, other values JSON-encoded,
-multipart with a file. Telegram's checks that a bot meets in real life are kept: "message is not
-modified", an edit of an unknown message, callback data over 64 bytes, an edit of the text without
-reply_markup dropping the keyboard, getUpdates while a webhook is set.
+multipart with a file. Telegram's checks that a bot meets in real life are kept, with the error
+texts of the Bot API server (tdlib/telegram-bot-api, ``telegram-bot-api/Client.cpp``, Bot API
+10.0): "message is not modified", an edit of an unknown message, callback data over 64 bytes, an
+edit of the text without reply_markup dropping the keyboard, getUpdates while a webhook is set, an
+empty or too long text, an unknown ``parse_mode``, an entity of an unknown type, an inline button
+with no action, a second answer to one callback query, a message to a chat that never wrote.
+Marked "assumed" where the server's source does not show the exact behaviour.
 
     with FakeBotApi() as api:
         bot = telegram.Bot(api.token, base_url=api.base_url)  # PTB appends the token itself
@@ -52,6 +56,19 @@ WEBHOOK_SET = (
     "the webhook first"
 )
 OLD_QUERY = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+# Client.cpp get_text_entity_type: the types a bot may send (mention, hashtag... are accepted and
+# ignored: Telegram finds them itself); anything else is "Unsupported type specified".
+ENTITY_TYPES = frozenset(
+    ("bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link",
+     "text_mention", "custom_emoji", "blockquote", "expandable_blockquote", "date_time",
+     "mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number",
+     "bank_card_number")
+)  # fmt: skip
+PARSE_MODES = ("", "none", "markdown", "markdownv2", "html")  # Client.cpp get_formatted_text
+BUTTON_ACTIONS = (  # Client.cpp get_inline_keyboard_button: a button needs one of these
+    "url", "callback_data", "login_url", "switch_inline_query", "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat", "copy_text", "callback_game", "pay", "web_app",
+)  # fmt: skip
 
 
 class ApiError(Exception):
@@ -184,6 +201,12 @@ class FakeBotApi(ServerThread):
             }
             return {"update_id": update_id, "callback_query": query}
 
+    def meet(self, chat_id: int, **who: Unpack[Who]) -> None:
+        """A chat Telegram knows (its user started the bot earlier), with no update queued: the
+        bot may write to it. A chat no update has shown is "chat not found", as in Telegram."""
+        with self.lock:
+            self._who(chat_id, who)
+
     def set_member(self, user_id: int, status: str, *, chat_id: int | None = None) -> None:
         """getChatMember's status of a user (in one chat, or in all): administrator, left..."""
         with self.lock:
@@ -275,9 +298,8 @@ class FakeBotApi(ServerThread):
         return dict(self.bot_user)
 
     def _m_sendMessage(self, p: JSON) -> JSON:
-        chat_id = _int(p, "chat_id")
-        kind = "private" if chat_id > 0 else "supergroup"  # a chat no update has shown yet
-        chat = self._chats.setdefault(chat_id, _chat(chat_id, kind, None, None))
+        chat = self._known_chat(p)
+        chat_id = int(chat["id"])
         text, markup = _text(p), _markup(p)
         message = self._new_message(chat, self.bot_user, text, p.get("message_thread_id"))
         message.update(
@@ -307,15 +329,18 @@ class FakeBotApi(ServerThread):
         return True
 
     def _m_answerCallbackQuery(self, p: JSON) -> bool:
-        if str(p.get("callback_query_id")) not in self._presses:
-            raise ApiError(400, OLD_QUERY)
+        if self._presses.get(str(p.get("callback_query_id")), {}) is not None:
+            raise ApiError(400, OLD_QUERY)  # unknown, or answered already (QUERY_ID_INVALID)
         self._presses[str(p["callback_query_id"])] = dict(p)
         return True
 
     def _m_sendMessageDraft(self, p: JSON) -> bool:
         if not _int(p, "draft_id"):
             raise ApiError(400, "Bad Request: draft_id must be non-zero")
-        _int(p, "chat_id")
+        chat = self._known_chat(p)
+        if chat["type"] != "private":  # the method's chat_id is "the target private chat"
+            raise ApiError(400, "Bad Request: TEXTDRAFT_PEER_INVALID")  # assumed: TDLib's name
+        _text(p)  # assumed: a draft's text has a message's limits (4096 UTF-16 units)
         return True
 
     def _m_setMyCommands(self, p: JSON) -> bool:
@@ -379,6 +404,13 @@ class FakeBotApi(ServerThread):
             message.update(message_thread_id=int(thread_id), is_topic_message=True)
         return message
 
+    def _known_chat(self, p: JSON) -> JSON:
+        """A chat some update has shown: Telegram knows no other ("chat not found")."""
+        chat = self._chats.get(_int(p, "chat_id"))
+        if chat is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        return chat
+
     def _own_message(self, p: JSON) -> JSON:
         message = self._messages.get((_int(p, "chat_id"), _int(p, "message_id")))
         if message is None:
@@ -422,7 +454,28 @@ def _text(p: JSON) -> str:
         raise ApiError(400, "Bad Request: message text is empty")
     if _utf16(text) > 4096:
         raise ApiError(400, "Bad Request: message is too long")
+    mode = p.get("parse_mode")
+    if mode is not None and str(mode).lower() not in PARSE_MODES:
+        raise ApiError(400, "Bad Request: unsupported parse_mode")
+    _entities(p.get("entities"), _utf16(text))
     return text
+
+
+def _entities(entities: Any, length: int) -> None:
+    """Each entity a known type within the text. Out of range: assumed refused (TDLib checks
+    entities against the text; the exact words are not in the Bot API server's source)."""
+    for entity in entities if isinstance(entities, list) else ():
+        if not isinstance(entity, dict):
+            raise ApiError(400, "Bad Request: can't parse MessageEntity: expected an Object")
+        if entity.get("type") not in ENTITY_TYPES:
+            raise ApiError(
+                400, "Bad Request: can't parse MessageEntity: Unsupported type specified"
+            )
+        offset, size = entity.get("offset"), entity.get("length")
+        if not (isinstance(offset, int) and isinstance(size, int)):
+            raise ApiError(400, "Bad Request: can't parse MessageEntity: offset and length needed")
+        if offset < 0 or size <= 0 or offset + size > length:
+            raise ApiError(400, "Bad Request: can't parse entities: entity is out of the text")
 
 
 def _markup(p: JSON) -> JSON | None:
@@ -431,6 +484,12 @@ def _markup(p: JSON) -> JSON | None:
     if not isinstance(markup, dict) or "inline_keyboard" not in markup:
         return None
     for button in (b for row in markup["inline_keyboard"] for b in row):
+        if not any(action in button for action in BUTTON_ACTIONS):
+            raise ApiError(
+                400,
+                "Bad Request: can't parse inline keyboard button: "
+                "Text buttons are unallowed in the inline keyboard",
+            )
         data = button.get("callback_data")
         if data is not None and not 1 <= len(str(data).encode()) <= 64:
             raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
