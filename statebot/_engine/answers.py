@@ -278,9 +278,10 @@ class Answers:
             after_answer.extend(e for e in result.events if not any(e is r for r in reported))
             await self._safely(answer, "usage", engine.usage.record(model, result))
         try:
-            await self._end(answer, "".join(parts), answered_by, complete, failed, chosen)
+            shown = await self._end(answer, "".join(parts), answered_by, complete, chosen)
         finally:
             answer.shown.set()
+        failed = failed or not shown  # the user may be left with a half-shown answer
         if answer.dropped or self._closing:
             return
         for route_event in after_answer:
@@ -301,11 +302,11 @@ class Answers:
         text: str,
         answered_by: str | None,
         complete: bool,
-        failed: bool,
         chosen: str,
-    ) -> None:
+    ) -> bool:
         """Make what the answer showed final on screen: the whole answer, the partial one
-        (stopped, broken, /new), or nothing at all (/forget: its draft and ⏹ go)."""
+        (stopped, broken, /new), or nothing at all (/forget: its draft and ⏹ go). False when
+        the transport failed to."""
         engine, chat_id = self.engine, answer.chat_id
         if answer.removed or (text and not visible(text)):  # nothing to keep on screen
             effect: AnswerDone | AnswerRemoved = AnswerRemoved(answer.id)
@@ -314,8 +315,8 @@ class Answers:
             done = complete and not answer.dropped and not self._closing
             effect = AnswerDone(answer.id, text, answered_by, done, footer)
         else:
-            return
-        await self._safely(answer, "its end", engine.deliver(chat_id, effect))
+            return True
+        return await self._safely(answer, "its end", engine.deliver(chat_id, effect))
 
     async def _report_end(
         self, answer: Answer, text: str, complete: bool, answered_by: str | None
@@ -339,11 +340,13 @@ class Answers:
         payload = {**data, "of_answer": answer.id, "epoch": answer.epoch}
         await self._safely(answer, name, self._tell(answer.chat_id, name, payload))
 
-    async def _safely(self, answer: Answer, what: str, work: Any) -> None:
+    async def _safely(self, answer: Answer, what: str, work: Any) -> bool:
         try:
             await work
+            return True
         except Exception:
             log.exception("answer %s in chat %s: %s failed", answer.id, answer.chat_id, what)
+            return False
 
     async def _tell(self, chat_id: int, name: str, data: dict[str, Any]) -> None:
         await self.engine.handle(Event.system(chat_id, name, **for_flows(self.engine, data)))
