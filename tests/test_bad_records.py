@@ -52,7 +52,6 @@ def plant(store: Store, tmp_path: Path, chat_id: int, raw: str) -> None:
     db.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: an unreadable record breaks its user")
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("raw", list(UNREADABLE.values()), ids=list(UNREADABLE))
 async def test_an_unreadable_record_is_set_aside_and_the_user_told(
@@ -72,7 +71,6 @@ async def test_an_unreadable_record_is_set_aside_and_the_user_told(
         assert await store.set_aside(7) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a non-JSON record aborts start-up")
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_start_up_goes_on_past_unreadable_records(kind: str, tmp_path: Path) -> None:
     store = await open_store(kind, tmp_path)
@@ -99,7 +97,6 @@ STRANGER_UPDATES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the allow-list covers text and presses only")
 @pytest.mark.parametrize("update", list(STRANGER_UPDATES.values()), ids=list(STRANGER_UPDATES))
 async def test_a_strangers_sticker_photo_or_edit_is_refused_and_nothing_kept(update: dict) -> None:  # type: ignore[type-arg]
     tg = await _private_tg()

@@ -256,8 +256,9 @@ async def test_v1_database_migrates_keeping_every_row(tmp_path: Path) -> None:
         assert await store.load(chat_id) == expected
     assert await store.is_processed(11) and await store.is_processed(12)
     await store.set_setting("since", "v2")  # the table v2 added
+    assert await store.set_aside(1) == []  # and v3's
     await store.close()
-    assert user_version(path) == SCHEMA_VERSION == 2
+    assert user_version(path) == SCHEMA_VERSION == 3
     reopened = await SqliteStore.open(path)  # opening a current file again changes nothing
     assert len(await reopened.chat_ids()) == len(V1_ROWS)
     await reopened.close()
@@ -322,16 +323,23 @@ async def test_a_file_that_is_not_sqlite_is_a_store_error_naming_it(tmp_path: Pa
         await SqliteStore.open(path)
 
 
-async def test_a_damaged_record_is_a_store_error(tmp_path: Path) -> None:
+async def test_a_damaged_record_is_set_aside_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "bot.db"
     store = await SqliteStore.open(path)
-    await store.save(ChatRecord(3))
+    await store.save(ChatRecord(3, state="chat.ready"))
     db = sqlite3.connect(path)
     db.execute("UPDATE chats SET record = '{cut off' WHERE chat_id = 3")
     db.commit()
     db.close()
-    with pytest.raises(StoreError, match=r"load chat 3 from .*bot\.db: stored value is not JSON"):
-        await store.load(3)
+    assert await store.chats_in_states(["chat.ready"]) == []  # a scan passes it by
+    record = await store.load(3)
+    assert record == ChatRecord(3) and record.set_aside
+    assert "chat 3: its stored record cannot be read" in caplog.text
+    assert await store.set_aside(3) == ["{cut off"]
+    assert await store.chat_ids() == []
+    assert not (await store.load(3)).set_aside  # told once: the next load is a fresh chat
     await store.close()
 
 

@@ -138,19 +138,28 @@ class Engine:
             if event.language:
                 record.data["telegram_language"] = event.language
             turn = Turn(self, record, event, self.language_for(record))
-            if event.kind is not Kind.SYSTEM and not self.access.allowed(event.user_id):
+            from_user = event.kind is not Kind.SYSTEM or event.name in self.registry.user_events
+            if from_user and not self.access.allowed(event.user_id):
                 if self.machine.can_fire(record.state, "not_allowed"):
                     await self.machine.fire(turn, "not_allowed")
                 if fresh:  # keep nothing about a stranger; only that the update was handled
                     await self.store.forget(record.chat_id, update_id=event.update_id)
                     return True
             else:
+                if record.set_aside:  # its record could not be read: the flows say so first
+                    await self._record_reset(turn)
                 await self._dispatch(turn)
             if turn.values.get("forget"):
                 await self.store.forget(record.chat_id, update_id=event.update_id)
             else:
                 await self.store.save(record, update_id=event.update_id)
             return True
+
+    async def _record_reset(self, turn: Turn) -> None:
+        event = Event.system(turn.record.chat_id, "record_reset")
+        reset = Turn(self, turn.record, event, turn.language)
+        if self.machine.can_fire(turn.record.state, "record_reset"):
+            await self.machine.fire(reset, "record_reset")
 
     async def _dispatch(self, turn: Turn) -> None:
         event, record = turn.event, turn.record

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+log = logging.getLogger("statebot.store")
 
 
 @dataclass
@@ -17,6 +20,8 @@ class ChatRecord:
     history: list[dict[str, Any]] = field(default_factory=list)  # role, content (, cut)
     notices: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    # The stored record could not be read and was set aside: this one is fresh (not stored).
+    set_aside: bool = field(default=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -29,16 +34,50 @@ class ChatRecord:
         }
 
     @classmethod
-    def from_json(cls, chat_id: int, raw: dict[str, Any]) -> ChatRecord:
+    def from_json(cls, chat_id: int, raw: Any) -> ChatRecord:
+        """The record ``to_json`` wrote; UnreadableRecord when ``raw`` is not of that shape."""
+        if not isinstance(raw, dict):
+            raise UnreadableRecord(f"a record is an object, not {type(raw).__name__}")
+        history = raw.get("history", [])
+        fields: dict[str, tuple[Any, type | tuple[type, ...]]] = {
+            "state": (raw.get("state", ""), str),
+            "model": (raw.get("model"), (str, type(None))),
+            "language": (raw.get("language"), (str, type(None))),
+            "history": (history, list),
+            "notices": (raw.get("notices", {}), dict),
+            "data": (raw.get("data", {}), dict),
+        }
+        for name, (value, kind) in fields.items():
+            if not isinstance(value, kind):
+                raise UnreadableRecord(f"{name} is {type(value).__name__}: {value!r:.40}")
+        for turn in history:
+            if not (
+                isinstance(turn, dict)
+                and isinstance(turn.get("role"), str)
+                and isinstance(turn.get("content"), str)
+            ):
+                raise UnreadableRecord(f"a history turn is not a role and content: {turn!r:.40}")
         return cls(
             chat_id=chat_id,
-            state=str(raw.get("state", "")),
+            state=raw.get("state", ""),
             model=raw.get("model"),
             language=raw.get("language"),
-            history=list(raw.get("history", [])),
+            history=list(history),
             notices=dict(raw.get("notices", {})),
             data=dict(raw.get("data", {})),
         )
+
+
+class UnreadableRecord(ValueError):
+    """A stored chat record that is not JSON or not of a record's shape."""
+
+
+def set_aside_log(chat_id: int, why: object) -> None:
+    """The one line each store writes when it sets a chat's record aside."""
+    log.warning(
+        "chat %s: its stored record cannot be read (%s); set aside, the chat starts afresh",
+        chat_id, why,
+    )  # fmt: skip
 
 
 class Store(Protocol):
@@ -49,7 +88,9 @@ class Store(Protocol):
     """
 
     async def load(self, chat_id: int) -> ChatRecord:
-        """The chat's record; a fresh one for a chat never seen."""
+        """The chat's record; a fresh one for a chat never seen. A stored record that cannot be
+        read (not JSON, or not a record's shape) is set aside, logged with the chat id, and a
+        fresh one comes back with ``set_aside`` true: never an error."""
         ...
 
     async def load_for_update(self, chat_id: int, update_id: int | None) -> ChatRecord | None:
@@ -61,7 +102,8 @@ class Store(Protocol):
     async def is_processed(self, update_id: int) -> bool: ...
 
     async def forget(self, chat_id: int, *, update_id: int | None = None) -> None:
-        """Delete everything stored about the chat; mark ``update_id`` processed meanwhile."""
+        """Delete everything stored about the chat (what was set aside too); mark ``update_id``
+        processed meanwhile."""
         ...
 
     async def prune_updates(self, keep: int = 100_000) -> int:
@@ -70,6 +112,11 @@ class Store(Protocol):
 
     async def chats_in_states(self, states: list[str]) -> list[int]:
         """Chats stored in one of ``states``: how a restart finds answers it lost."""
+        ...
+
+    async def set_aside(self, chat_id: int) -> list[str]:
+        """The chat's records that could not be read, as stored, oldest first (``forget``
+        deletes them too)."""
         ...
 
     async def get_setting(self, key: str) -> Any | None: ...

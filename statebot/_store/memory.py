@@ -7,22 +7,28 @@ import copy
 import json
 from typing import Any
 
-from .base import ChatRecord
+from .base import ChatRecord, UnreadableRecord, set_aside_log
 
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._chats: dict[int, dict[str, Any]] = {}
+        self._chats: dict[int, Any] = {}  # what was saved: a JSON object (or what a test put)
+        self._aside: dict[int, list[str]] = {}  # records that could not be read
         self._updates: dict[int, None] = {}  # insertion order: oldest first
         self._settings: dict[str, Any] = {}
 
     async def load(self, chat_id: int) -> ChatRecord:
-        raw = self._chats.get(chat_id)
-        return (
-            ChatRecord(chat_id)
-            if raw is None
-            else ChatRecord.from_json(chat_id, copy.deepcopy(raw))
-        )
+        if chat_id not in self._chats:
+            return ChatRecord(chat_id)
+        raw = self._chats[chat_id]
+        try:
+            return ChatRecord.from_json(chat_id, copy.deepcopy(raw))
+        except UnreadableRecord as exc:
+            text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+            self._aside.setdefault(chat_id, []).append(text)
+            del self._chats[chat_id]
+            set_aside_log(chat_id, exc)
+            return ChatRecord(chat_id, set_aside=True)
 
     async def load_for_update(self, chat_id: int, update_id: int | None) -> ChatRecord | None:
         if update_id is not None and update_id in self._updates:
@@ -40,6 +46,7 @@ class MemoryStore:
 
     async def forget(self, chat_id: int, *, update_id: int | None = None) -> None:
         self._chats.pop(chat_id, None)
+        self._aside.pop(chat_id, None)
         if update_id is not None:
             self._updates[update_id] = None
 
@@ -50,7 +57,14 @@ class MemoryStore:
         return len(old)
 
     async def chats_in_states(self, states: list[str]) -> list[int]:
-        return sorted(c for c, raw in self._chats.items() if raw.get("state") in states)
+        return sorted(
+            c
+            for c, raw in self._chats.items()
+            if isinstance(raw, dict) and raw.get("state") in states
+        )
+
+    async def set_aside(self, chat_id: int) -> list[str]:
+        return list(self._aside.get(chat_id, []))
 
     async def get_setting(self, key: str) -> Any | None:
         return copy.deepcopy(self._settings.get(key))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import StoreError
-from .base import ChatRecord
+from .base import ChatRecord, set_aside_log
 
 T = TypeVar("T")
 
@@ -54,6 +54,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Prune by time, not by id: Telegram restarts update ids at random after a quiet week.
         "CREATE INDEX processed_updates_by_time ON processed_updates (processed_at)",
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    # v3: records that could not be read, kept aside (not deleted) with why and when.
+    (
+        "CREATE TABLE chats_set_aside (chat_id INTEGER NOT NULL, record TEXT NOT NULL,"
+        " reason TEXT NOT NULL, set_aside_at REAL NOT NULL)",
+        "CREATE INDEX chats_set_aside_by_chat ON chats_set_aside (chat_id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -132,9 +138,34 @@ class SqliteStore:
         if row is None:
             return ChatRecord(chat_id)
         try:
-            return ChatRecord.from_json(chat_id, self._decode(op, row[0]))
-        except (TypeError, AttributeError) as exc:  # JSON, but not an object of the right shape
-            raise StoreError(f"{op} from {self._path}: bad record: {exc}") from exc
+            return ChatRecord.from_json(chat_id, json.loads(row[0]))
+        except (ValueError, RecursionError) as exc:  # not JSON, or not a record's shape
+            await self._set_aside(chat_id, row[0], exc)
+            return ChatRecord(chat_id, set_aside=True)
+
+    async def _set_aside(self, chat_id: int, text: str, why: Exception) -> None:
+        """Move an unreadable record to ``chats_set_aside``, in one transaction."""
+        reason = f"{type(why).__name__}: {why}"[:500]
+
+        def work() -> None:
+            self._db.execute(
+                "INSERT INTO chats_set_aside (chat_id, record, reason, set_aside_at)"
+                " VALUES (?, ?, ?, ?)",
+                (chat_id, text, reason, time.time()),
+            )
+            self._db.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
+
+        await self._run(f"set aside chat {chat_id}", lambda: _transaction(self._db, work))
+        set_aside_log(chat_id, reason)
+
+    async def set_aside(self, chat_id: int) -> list[str]:
+        rows = await self._run(
+            f"read what was set aside of chat {chat_id}",
+            lambda: self._db.execute(
+                "SELECT record FROM chats_set_aside WHERE chat_id = ? ORDER BY rowid", (chat_id,)
+            ).fetchall(),
+        )
+        return [str(row[0]) for row in rows]
 
     async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None:
         """Write the record and mark ``update_id`` processed in one transaction: both or neither."""
@@ -175,6 +206,7 @@ class SqliteStore:
         def work() -> None:
             now = time.time()
             self._db.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM chats_set_aside WHERE chat_id = ?", (chat_id,))
             self._db.execute(
                 "UPDATE processed_updates SET chat_id = NULL WHERE chat_id = ?", (chat_id,)
             )
@@ -190,7 +222,10 @@ class SqliteStore:
     async def chats_in_states(self, states: list[str]) -> list[int]:
         """Chats whose stored state is one of ``states`` (a scan: for start-up repair only)."""
         marks = ", ".join("?" for _ in states)
-        query = f"SELECT chat_id FROM chats WHERE json_extract(record, '$.state') IN ({marks})"
+        query = (  # a record that is not JSON is left to load, which sets it aside
+            "SELECT chat_id FROM chats WHERE CASE WHEN json_valid(record)"
+            f" THEN json_extract(record, '$.state') END IN ({marks})"
+        )
         rows = await self._run(
             "find chats by state", lambda: self._db.execute(query, tuple(states)).fetchall()
         )
