@@ -236,3 +236,17 @@ def test_transitions_speaks_only_at_debug(level: str, shown: bool) -> None:
     assert done.returncode == 0, done.stderr
     assert (" transitions." in done.stderr) is shown, done.stderr
     assert done.stdout.startswith("🧪 Ключи провайдеров не заданы"), done.stdout  # ru, as the chat
+
+
+def test_the_readme_names_every_built_in() -> None:
+    """A flow author reads the README for the names a flow may use: each built-in is there."""
+    from statebot import default_registry
+    from statebot._engine.builtins import SYSTEM_EVENTS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    registry = default_registry()
+    names = [*SYSTEM_EVENTS, *registry.actions, *registry.guards, *registry.keyboards]
+    names += list(registry.placeholders)
+    missing = sorted(name for name in set(names) if f"`{name}`" not in readme)
+    assert missing == [], f"README.md, 'Write a flow': add {missing}"
+
