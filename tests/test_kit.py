@@ -10,7 +10,6 @@ from statebot.testing import BotKit
 STALE = "⌛ Это меню устарело, вот актуальное:"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: kit.chat(user_id=8) returns user 7's chat")
 async def test_each_user_has_a_private_chat_of_their_own(kit: BotKit) -> None:
     seven, eight = kit.chat(user_id=7), kit.chat(user_id=8)
     assert (seven.chat_id, seven.user_id) == (7, 7)
@@ -20,7 +19,6 @@ async def test_each_user_has_a_private_chat_of_their_own(kit: BotKit) -> None:
     assert kit.chat(user_id=8) is eight
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: kit.chat(user_id=8) returns user 7's chat")
 async def test_two_users_in_one_chat_are_two_senders(kit: BotKit) -> None:
     ann, bob = kit.chat(5, user_id=7), kit.chat(5, user_id=8)
     assert ann is not bob and (ann.user_id, bob.user_id) == (7, 8)
@@ -33,7 +31,6 @@ async def test_two_users_in_one_chat_are_two_senders(kit: BotKit) -> None:
     assert ann.texts == bob.texts  # one chat, seen by both
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the kit presses only the newest keyboard")
 async def test_a_press_edits_the_pressed_message_and_an_old_one_is_stale(kit: BotKit) -> None:
     chat = kit.chat()
     await chat.send("/menu")
@@ -50,7 +47,6 @@ async def test_a_press_edits_the_pressed_message_and_an_old_one_is_stale(kit: Bo
     assert (await chat.record()).model is None
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the kit cannot see callback answers")
 async def test_the_stop_button_under_an_answer_gets_its_toast(kit: BotKit) -> None:
     chat = kit.chat()
     release = kit.providers.hang("groq", after_pieces=1)

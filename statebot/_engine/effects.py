@@ -78,7 +78,36 @@ class AnswerRemoved:
     answer_id: int
 
 
-Effect = Reply | Notice | AnswerStarted | AnswerDelta | AnswerDone | AnswerButtons | AnswerRemoved
+@dataclass(frozen=True)
+class PressAnswer:
+    """What the press's callback answer shows (Telegram's toast), decided once by the engine
+    for every press it handled: ``None`` shows nothing (the pressed menu changed instead)."""
+
+    text: str | None
+
+
+def press_answer(effects: list[Effect]) -> PressAnswer:
+    """A Notice's text; else the first message the press caused, unless it edited the pressed
+    menu (the edit is the answer); else nothing."""
+    for effect in effects:
+        if isinstance(effect, Notice):
+            return PressAnswer(effect.text)
+    replies = [e for e in effects if isinstance(e, Reply)]
+    if replies and not any(r.edit for r in replies):
+        return PressAnswer(replies[0].text)
+    return PressAnswer(None)
+
+
+Effect = (
+    Reply
+    | Notice
+    | AnswerStarted
+    | AnswerDelta
+    | AnswerDone
+    | AnswerButtons
+    | AnswerRemoved
+    | PressAnswer
+)
 
 
 def flatten(buttons: Keyboard) -> list[Button]:

@@ -21,7 +21,7 @@ from .._store.base import ChatRecord, Store
 from .access import Access
 from .answers import STOP_PREFIX, Answers
 from .builtins import FALLBACK_NOTICE
-from .effects import Effect
+from .effects import Effect, press_answer
 from .events import Event, Kind
 from .history import CUT_MARK, messages_for, remember
 from .locks import ChatLocks
@@ -144,6 +144,7 @@ class Engine:
                     await self.machine.fire(turn, "not_allowed")
                 if fresh:  # keep nothing about a stranger; only that the update was handled
                     await self.store.forget(record.chat_id, update_id=event.update_id)
+                    await self._answer_press(turn)
                     return True
             else:
                 if record.set_aside:  # its record could not be read: the flows say so first
@@ -153,7 +154,13 @@ class Engine:
                 await self.store.forget(record.chat_id, update_id=event.update_id)
             else:
                 await self.store.save(record, update_id=event.update_id)
+            await self._answer_press(turn)
             return True
+
+    async def _answer_press(self, turn: Turn) -> None:
+        """A handled press gets its callback answer's text from here, for every transport."""
+        if turn.event.kind is Kind.PRESS:
+            await self.deliver(turn.record.chat_id, press_answer(turn.effects))
 
     async def _record_reset(self, turn: Turn) -> None:
         event = Event.system(turn.record.chat_id, "record_reset")

@@ -1,8 +1,8 @@
 """Effects rendered the Telegram way: the engine's ``deliver`` for the Telegram transport.
 
 A reply to a press edits the menu that was pressed (never a message holding an answer); every
-press gets its callback answered, with the first thing the bot said when it edited nothing (a
-stale press's "this menu is out of date"), so no button keeps spinning. Flow texts are plain text;
+press gets its callback answered, with the text the engine decided (``PressAnswer``: a stale
+press's "this menu is out of date"), so no button keeps spinning. Flow texts are plain text;
 answers are Markdown and stream through ``telegram_stream``. Delivering never raises: a failed
 call is logged and the engine goes on.
 """
@@ -24,6 +24,7 @@ from .._engine.effects import (
     AnswerStarted,
     Effect,
     Notice,
+    PressAnswer,
     Reply,
 )
 from .._engine.engine import Deliver
@@ -99,6 +100,10 @@ class Renderer:
                 scope.notice = effect.text
             else:
                 await self.say(chat_id, effect.text)
+        elif isinstance(effect, PressAnswer):  # the engine's word on what the toast shows
+            scope = scope_for(chat_id)
+            if scope is not None and scope.query_id is not None and scope.open:
+                scope.notice = effect.text
         elif isinstance(effect, AnswerStarted):
             self._stop_typing(chat_id)
             private = self.sender.view(chat_id).chat_type == "private"
@@ -124,10 +129,6 @@ class Renderer:
     async def _reply(self, chat_id: int, reply: Reply) -> None:
         scope, view = scope_for(chat_id), self.sender.view(chat_id)
         keyboard = markup(reply.buttons)
-        pressed = scope is not None and scope.query_id is not None and scope.open
-        if pressed and not reply.edit:
-            assert scope is not None
-            scope.said.append(reply.text)
         target = None
         if reply.edit:
             target = scope.message_id if scope is not None and scope.message_id else view.menu_id
@@ -139,8 +140,6 @@ class Renderer:
                 chat_id, target, Rendered(reply.text, reply.text, ()), keyboard
             )
         ):
-            if scope is not None:
-                scope.edited = True
             view.menu_id = target
             return
         message = await self.sender.send_plain(
@@ -153,7 +152,7 @@ class Renderer:
         """Answer the callback query, always: a press left unanswered spins on the client."""
         if scope.query_id is None:
             return
-        text = scope.notice or (scope.said[0] if scope.said and not scope.edited else None)
+        text = scope.notice  # the engine's PressAnswer; None when the engine never answered
         if text is not None and len(text) > CALLBACK_TEXT_LIMIT:
             text = text[: CALLBACK_TEXT_LIMIT - 1] + "…"
         try:

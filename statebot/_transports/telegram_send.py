@@ -36,8 +36,6 @@ class Scope:
     query_id: str | None = None  # a press: the callback query to answer
     message_id: int | None = None  # a press: the message whose button was pressed
     open: bool = True  # False once the engine has handled the update
-    edited: bool = False  # the pressed message was edited in place
-    said: list[str] = field(default_factory=list)  # texts sent while handling it
     notice: str | None = None
     migrations: list[tuple[int, int]] = field(default_factory=list)
 
