@@ -249,4 +249,3 @@ def test_the_readme_names_every_built_in() -> None:
     names += list(registry.placeholders)
     missing = sorted(name for name in set(names) if f"`{name}`" not in readme)
     assert missing == [], f"README.md, 'Write a flow': add {missing}"
-
