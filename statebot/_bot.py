@@ -18,6 +18,7 @@ from ._engine.registry import Registry
 from ._errors import ConfigError, Problem
 from ._flows.load import load_flows
 from ._flows.model import FlowSet
+from ._metrics import MeteredRouter, Metrics
 from ._plugins import load_plugins
 from ._providers.base import Backend
 from ._providers.catalog import Catalog, Resolution
@@ -91,7 +92,7 @@ def with_admins(settings: Settings, admins: frozenset[int]) -> Settings:
 # A reload swaps these in; the rest of the settings is read once, when the bot is built (the
 # router, health board, catalog, store, transport and backend keep what they were given).
 _LIVE_BOT = ("admins", "languages", "group_model_changers")
-_RESTART = ("providers", "models", "health", "catalog", "store", "telegram")
+_RESTART = ("providers", "models", "health", "catalog", "store", "telegram", "metrics")
 _RESTART_BOT = ("fallback", "demo", "plugins")
 FILE_DEFAULT = "default_model_file"  # the store's copy of [bot] default_model when last applied
 
@@ -225,6 +226,7 @@ class Bot:
     registry: Registry
     clock: Clock
     admin_alerts: list[HealthChange] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def catalog(self) -> Catalog:
@@ -274,9 +276,13 @@ async def build_bot(
             backend = OpenAICompatibleClient(settings)
     alerts: list[HealthChange] = []
     engine_box: list[Engine] = []
+    metrics = Metrics()
 
     def on_change(change: HealthChange) -> None:
         alerts.append(change)
+        what = f"{change.provider} {change.model_key}" if change.model_key else change.provider
+        log.info("health: %s %s → %s (%s)", what, change.old, change.new, change.reason,
+                 extra={"provider": change.provider})  # fmt: skip
         if engine_box and worth_telling_admins(change):
             for admin in engine_box[0].settings.bot.admins:
                 engine_box[0].post(admin_alert(admin, settings, change))
@@ -290,7 +296,8 @@ async def build_bot(
     catalog = Catalog(
         settings, backend, clock, keys_required=not (demo or injected), on_change=on_catalog_change
     )
-    router = Router(settings, backend, health, clock, catalog=catalog)
+    router = MeteredRouter(settings, backend, health, clock, catalog=catalog).observe(metrics)
+    metrics.health = health
     engine = Engine(
         settings, flows, registry, store, router, health=health, clock=clock, deliver=deliver
     )
@@ -301,4 +308,6 @@ async def build_bot(
     catalog.start()  # in the background: start-up never waits on a provider's /models
     if demo:
         log.info("no provider key is set: answering with the offline demo model")
-    return Bot(settings, flows, engine, store, backend, health, router, registry, clock, alerts)
+    return Bot(
+        settings, flows, engine, store, backend, health, router, registry, clock, alerts, metrics
+    )

@@ -14,6 +14,7 @@ from ._bot import build_bot, load_config
 from ._errors import ConfigError
 from ._flows.mermaid import mermaid
 from ._flows.model import FlowSet
+from ._logs import FORMATS, configure, use_redactor
 from ._redact import Redactor, secret_names
 from ._redact import install as install_redaction
 from ._settings import Settings, load_env
@@ -32,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
         help="how much to log (secrets are masked in every line); env STATEBOT_LOG_LEVEL",
+    )
+    parser.add_argument(
+        "--log-format",
+        default=os.environ.get("STATEBOT_LOG_FORMAT", "text"),
+        choices=FORMATS,
+        type=str.lower,
+        help="text lines, or one JSON object per line (time, level, logger, message, chat_id, "
+        "update_id, answer_id, provider); env STATEBOT_LOG_FORMAT",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="validate flows and settings; exit 1 on any problem")
@@ -66,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure(args.log_level, args.log_format)
     if args.log_level != "DEBUG":  # transitions logs each callback at INFO: only for debugging
         logging.getLogger("transitions").setLevel(logging.WARNING)
     load_env()
@@ -75,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"statebot: {exc}", file=sys.stderr)
         return 1
-    install_redaction(Redactor.from_environment(secret_names(settings)))
+    redact = Redactor.from_environment(secret_names(settings))
+    install_redaction(redact)
+    use_redactor(redact)  # the JSON lines' every field
     if args.command == "check":
         print(
             f"OK: {len(flows.flows)} flows, {len(flows.states)} states, "

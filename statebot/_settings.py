@@ -139,6 +139,15 @@ class TelegramSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """``GET /metrics`` (Prometheus) and ``GET /healthz`` on a port of their own; off while
+    ``port`` is 0 (the default)."""
+
+    listen: str = "127.0.0.1"  # "0.0.0.0" for a Prometheus on another machine or container
+    port: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     bot: BotSettings
     providers: dict[str, ProviderSettings]
@@ -150,6 +159,7 @@ class Settings:
     telegram: TelegramSettings = TelegramSettings()
     catalog: CatalogSettings = CatalogSettings()
     locked: dict[str, str] = field(default_factory=dict)  # entry key → id, from the lock file
+    metrics: MetricsSettings = MetricsSettings()
 
     def lock_path(self) -> Path:
         """The lock file, relative to the settings file's folder unless absolute."""
@@ -167,7 +177,9 @@ class Settings:
         return not any(p.api_key() for p in self.providers.values())
 
 
-_TOP = ("bot", "health", "store", "providers", "models", "telegram", "access", "catalog")
+_TOP = (
+    "bot", "health", "store", "providers", "models", "telegram", "access", "catalog", "metrics",
+)  # fmt: skip
 _BOT = (
     "default_model",
     "languages",
@@ -247,6 +259,11 @@ _ACCESS_NUMBERS = {
     "questions_per_hour": _Range("0 means no limit", whole=True, least=0),
     "max_input_chars": _Range("0 means no limit", whole=True, least=0),
     "queued_questions": _Range("0: none wait for the running answer", whole=True, least=0, most=20),
+}
+_METRICS_NUMBERS = {
+    "port": _Range(
+        "0: no metrics; e.g. 9090", whole=True, least=0, most=65535, name="a TCP port, "
+    ),
 }
 _CATALOG_NUMBERS = {
     "refresh_seconds": _Range(
@@ -333,6 +350,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
     telegram = _parse_telegram(check.table(data, "telegram", ()), check)
     access = _parse_access(check.table(data, "access", ()), check)
     catalog = _parse_catalog(check.table(data, "catalog", ()), check)
+    metrics = _parse_metrics(check.table(data, "metrics", ()), check, telegram)
     if default_model is None:
         return None
     return Settings(
@@ -353,6 +371,7 @@ def _parse(data: dict[str, Any], check: Checker, path: str) -> Settings | None:
         telegram=telegram,
         access=access,
         catalog=catalog,
+        metrics=metrics,
     )
 
 
@@ -391,6 +410,24 @@ def _parse_catalog(raw: dict[str, Any], check: Checker) -> CatalogSettings:
         check.add((*where, "lock"), "must be a file name", 'e.g. lock = "models.lock.toml"')
         lock = defaults.lock
     return CatalogSettings(lock=lock, **_numbers(raw, check, where, _CATALOG_NUMBERS))
+
+
+def _parse_metrics(
+    raw: dict[str, Any], check: Checker, telegram: TelegramSettings
+) -> MetricsSettings:
+    where = ("metrics",)
+    check.known_keys(raw, where, MetricsSettings.__dataclass_fields__)
+    values = _numbers(raw, check, where, _METRICS_NUMBERS)
+    listen = check.typed(raw, "listen", str, where, default=MetricsSettings.listen)
+    if _is_listen_address(listen):
+        values["listen"] = listen
+    else:
+        check.add((*where, "listen"), "must be an IP address", '"127.0.0.1", or "0.0.0.0"')
+    port = values.get("port", 0)
+    if port and telegram.mode == "webhook" and port == telegram.port:
+        check.add((*where, "port"), "is [telegram] port, where the webhook listens",
+                  "use another port, e.g. 9090")  # fmt: skip
+    return MetricsSettings(**values)
 
 
 def _parse_access(raw: dict[str, Any], check: Checker) -> AccessSettings:

@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._logs import in_answer
 from .._providers.sse import ThinkFilter
 from .builtins import replacement_notice_key
 from .effects import AnswerDelta, AnswerDone, AnswerRemoved, AnswerStarted, Button, Keyboard
@@ -226,6 +227,7 @@ class Answers:
         if self._current.get(answer.chat_id) is answer:
             del self._current[answer.chat_id]
 
+    @in_answer  # its log lines name the answer and its chat
     async def _run(
         self,
         answer: Answer,

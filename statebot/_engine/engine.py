@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from .._clock import Clock, SystemClock
 from .._flows.model import TEXT_TRIGGER, FlowSet
+from .._logs import at_the_door
 from .._providers.catalog import Catalog
 from .._settings import Settings
 from .._store.base import ChatRecord, Store
@@ -125,6 +126,7 @@ class Engine:
 
     # --- the ordered door ---------------------------------------------------------------------
 
+    @at_the_door  # its log lines name the chat and the update
     async def handle(self, event: Event) -> bool:
         """Handle one event; False when its update was handled before and is skipped."""
         async with self._locks.hold(event.chat_id):

@@ -31,5 +31,9 @@ class ChatLocks:
             else:
                 self._locks[chat_id] = (lock, users - 1)
 
+    def deepest(self) -> int:
+        """The most holders and waiters one chat has now (0: none)."""
+        return max((users for _, users in self._locks.values()), default=0)
+
     def __len__(self) -> int:
         return len(self._locks)

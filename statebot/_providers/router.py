@@ -270,8 +270,9 @@ class Router:
 
     def _failed(self, run: _Run, model: ModelSettings, error: ProviderError) -> None:
         run.current = None
-        log.info("%s failed: %s (%s)", model.key, error.outcome, error.reason)
-        log.debug("%s failed", model.key, exc_info=error)  # the traceback, for whoever debugs
+        where = {"provider": model.provider}  # a field of JSON log lines
+        log.info("%s failed: %s (%s)", model.key, error.outcome, error.reason, extra=where)
+        log.debug("%s failed", model.key, exc_info=error, extra=where)  # the traceback
         if error.outcome is not Outcome.MODEL_GONE:  # a retired id is the catalog's business
             self._health.record_error(model.key, error)
         run.attempts.append(self._attempt(run, model, error.outcome))

@@ -87,6 +87,10 @@ class TelegramTransport:
         self._gates = ChatLocks()
         self._admins: dict[tuple[int, int], tuple[bool, float]] = {}
 
+    def queue_depth(self) -> int:
+        """The most updates one chat has being handled or waiting now."""
+        return self._gates.deepest()
+
     def _title(self, model: str) -> str:
         models = self.engine.settings.models
         return models[model].title if model in models else model
@@ -164,6 +168,7 @@ class TelegramTransport:
 
     async def process(self, update: Update) -> bool:
         """Handle one update in its chat's order; False when handling failed (logged)."""
+        self.bot.metrics.update(update)
         chat = update.effective_chat
         if chat is None:
             if update.callback_query is not None:  # a press in an inline message: still answered

@@ -19,12 +19,13 @@ from urllib.parse import urlsplit
 
 from telegram.error import InvalidToken
 from telegram.ext import BaseRateLimiter
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from .._bot import build_bot
 from .._clock import Clock
 from .._errors import BotApiUnusable
 from .._flows.model import FlowSet
+from .._metrics import MeteredRequest, MetricsServer
 from .._providers.base import Backend
 from .._settings import Settings
 from .._store.base import Store
@@ -50,13 +51,22 @@ async def build_telegram(
     extra_admins: frozenset[int] = frozenset(),
 ) -> TelegramTransport:
     """A bot and its Telegram transport; ``transport.application`` is python-telegram-bot's,
-    which ``transport.initialize()`` starts (and ``run`` serves)."""
+    which ``transport.initialize()`` starts (and ``run`` serves). Every Bot API call is counted
+    in ``bot.metrics`` (``request``: a test's, for both getUpdates and the other calls)."""
     relay = Relay()
     bot = await build_bot(
         settings, flows, store=store, backend=backend, clock=clock, deliver=relay,
         extra_admins=extra_admins,
     )  # fmt: skip
-    return TelegramTransport(bot, token, relay, request=request, rate_limiter=rate_limiter)
+    calls: BaseRequest = MeteredRequest(
+        request or HTTPXRequest(connection_pool_size=256), bot.metrics
+    )
+    updates = None if request else MeteredRequest(HTTPXRequest(), bot.metrics)  # PTB's defaults
+    transport = TelegramTransport(
+        bot, token, relay, request=calls, updates_request=updates, rate_limiter=rate_limiter
+    )
+    bot.metrics.queues.append(transport.queue_depth)
+    return transport
 
 
 async def serve(settings: Settings, flows: FlowSet, token: str, store: Store) -> None:
@@ -75,7 +85,9 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server: WebhookServer | None = None
+    metrics: MetricsServer | None = None
     try:
+        metrics = await _start_metrics(transport)
         await transport.initialize()
         await app.start()
         method = "setWebhook" if settings.mode == "webhook" else "deleteWebhook"
@@ -92,9 +104,13 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
                 "a Bot API server?",
             ) from None  # fmt: skip
         log.info("@%s is running (%s)", app.bot.username, settings.mode)
+        if metrics is not None:
+            metrics.status = "serving"
         await stop.wait()
     finally:
         log.info("stopping: handling the updates already fetched")
+        if metrics is not None:
+            metrics.status = "stopping"
         if server is not None:
             await server.stop()
         if app.updater is not None and app.updater.running:
@@ -103,8 +119,20 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
             await app.stop()  # handles the queue
         await drain(transport, settings.shutdown_grace_seconds)
         await app.shutdown()
+        if metrics is not None:
+            await metrics.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _start_metrics(transport: TelegramTransport) -> MetricsServer | None:
+    """``/metrics`` and ``/healthz`` on ``[metrics] listen:port``; None while the port is 0."""
+    settings = transport.bot.settings.metrics
+    if not settings.port:
+        return None
+    server = MetricsServer(transport.bot.metrics)
+    await server.start(settings.listen, settings.port)
+    return server
 
 
 async def _start_webhook(transport: TelegramTransport) -> WebhookServer:
