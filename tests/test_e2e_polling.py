@@ -303,3 +303,14 @@ def test_run_without_a_token_exits_and_says_how_to_get_one(tmp_path: Path) -> No
     for needed in ("TELEGRAM_BOT_TOKEN is not set", "@BotFather", "/newbot", "statebot chat"):
         assert needed in err, process.output()
     assert "Traceback" not in err
+
+
+def test_telegrams_own_stop_under_a_draft_stops_the_answer(bot: BotProcess, fakes: Fakes) -> None:
+    """Bot API 10.3: drafts carry can_stop; the stopped_message_generation update stops it."""
+    api = fakes.api
+    fakes.groq.pace = 0.3  # slow enough to stop it in the middle
+    api.user_message(CHAT, "Расскажи длинную историю")
+    drafts = bot.wait(api, lambda: api.calls_of("sendMessageDraft"))
+    assert drafts[-1]["can_stop"] is True
+    api.stop_generation(CHAT, int(drafts[-1]["draft_id"]))
+    bot.wait(api, lambda: "⏹ Остановлено." in bot_texts(api, CHAT))

@@ -201,6 +201,16 @@ class FakeBotApi(ServerThread):
             }
             return {"update_id": update_id, "callback_query": query}
 
+    def stop_generation(self, chat_id: int, draft_id: int) -> int:
+        """Telegram's own Stop pressed under a draft (Bot API 10.3): queues the
+        ``stopped_message_generation`` update (MessageGenerationStopped: chat, draft_id, optional
+        message_thread_id; no sender). Returns its update_id."""
+        with self.lock:
+            chat = copy.deepcopy(self._chats.get(chat_id) or _chat(chat_id, "private", None, None))
+            stopped = {"chat": chat, "draft_id": draft_id}
+            update = {"update_id": self._update_id(), "stopped_message_generation": stopped}
+        return self.push(update)
+
     def meet(self, chat_id: int, **who: Unpack[Who]) -> None:
         """A chat Telegram knows (its user started the bot earlier), with no update queued: the
         bot may write to it. A chat no update has shown is "chat not found", as in Telegram."""

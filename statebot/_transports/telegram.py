@@ -36,7 +36,16 @@ from .webhook import NotAnUpdate
 log = logging.getLogger("statebot.telegram")
 
 App = Application[Any, Any, Any, Any, Any, Any]
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+# stopped_message_generation: Telegram's own Stop under a draft (Bot API 10.3; its type
+# MessageGenerationStopped has chat, draft_id and an optional message_thread_id:
+# core.telegram.org/bots/api#messagegenerationstopped).
+ALLOWED_UPDATES = [
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "stopped_message_generation",
+]
 ADMIN_CACHE_SECONDS = 60.0
 GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
 
@@ -173,6 +182,9 @@ class TelegramTransport:
         if chat is None:
             if update.callback_query is not None:  # a press in an inline message: still answered
                 await self.renderer.answer_press(Scope(0, query_id=update.callback_query.id))
+            stopped = update.api_kwargs.get("stopped_message_generation")
+            if isinstance(stopped, dict):  # python-telegram-bot 22.8 does not know it yet
+                await self._stop_generation(stopped)
             return True
         async with self._gates.hold(chat.id):  # taken before any await: the chat's order
             try:
@@ -181,6 +193,22 @@ class TelegramTransport:
                 log.exception("update %s in chat %s failed", update.update_id, chat.id)
                 return False
         return True
+
+    async def _stop_generation(self, stopped: dict[str, Any]) -> None:
+        """Telegram's Stop under a draft: the same stop as ⏹ and /stop, for the answer that the
+        chat's draft belongs to (a private chat runs one answer at a time)."""
+        chat = stopped.get("chat")
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        if not isinstance(chat_id, int):
+            log.warning("a stopped_message_generation update without a chat id: ignored")
+            return
+        streams = self.renderer.streams.answers.items()
+        running = [a for a, s in streams if s.chat_id == chat_id and not s.done]
+        if not running:
+            log.info("a stop for chat %s came after its answer ended", chat_id)
+            return
+        async with self._gates.hold(chat_id):
+            await self.engine.stop(running[-1])
 
     async def _route(self, update: Update, chat: Chat) -> None:
         message = update.message

@@ -40,6 +40,12 @@ class Scope:
     migrations: list[tuple[int, int]] = field(default_factory=list)
 
 
+# Bot API 10.3 (2026-08-24): ``can_stop`` shows Telegram's own Stop under a draft; pressing it
+# sends a ``stopped_message_generation`` update (core.telegram.org/bots/api#sendmessagedraft, read
+# in aiogram 3.31.0's generated methods/send_message_draft.py). python-telegram-bot 22.8 predates
+# it, so the field goes in ``api_kwargs``. The partial answer is kept by our own final message.
+NATIVE_STOP = {"can_stop": True}
+
 SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("statebot_scope", default=None)
 
 
@@ -213,8 +219,9 @@ class Sender:
 
             async def make(chat: int, text: str = text, entities: Any = entities) -> object:
                 return await self.bot.send_message_draft(
-                    chat, draft_id, text, message_thread_id=thread_id, entities=entities or None
-                )
+                    chat, draft_id, text, message_thread_id=thread_id, entities=entities or None,
+                    api_kwargs=NATIVE_STOP,
+                )  # fmt: skip
 
             try:
                 await self.call(chat_id, make)
