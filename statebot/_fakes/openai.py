@@ -80,6 +80,8 @@ class Script:
     hang: bool = False  # answer nothing until the client leaves or stop (at most max_hang)
     break_after: int | None = None  # stream this many pieces, then drop the connection
     finish_reason: str = "stop"  # "length": the model stopped at its length limit (a cut answer)
+    garbage_after: int | None = None  # after this many pieces, one chunk that is not JSON
+    done: bool = True  # False: no [DONE] after the last chunk, the connection held open
     times: int | None = None
 
 
@@ -284,6 +286,8 @@ class _Completions(JsonHandler):
                 return
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
             await self._event({**head, "object": "chat.completion.chunk", "choices": [choice]})
+            if number == script.garbage_after:
+                await self.send('data: {"choices": [{"delta": {"content": "…\n\n')
             if self.gone:
                 return
             if self.fake.pace and 0 < number < len(deltas) - 1:
@@ -294,7 +298,11 @@ class _Completions(JsonHandler):
             await self._event(
                 {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
             )
-        await self.send("data: [DONE]\n\n", finish=True)
+        if not script.done:
+            await self.fake.idle(self, self.fake.max_hang)  # as a provider that never closes
+            if self.gone or self.fake.stopped.is_set():
+                return
+        await self.send("data: [DONE]\n\n" if script.done else "", finish=True)
 
     async def _event(self, chunk: JSON) -> None:
         await self.send(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n")

@@ -1,0 +1,225 @@
+"""Issue 14, items 1 and 3: failures blamed on the right party, and each provider fault's behaviour,
+over HTTP against ``FakeOpenAI`` (one per provider): pool waits, resets before headers and stalls
+exist only where real bytes cross a socket. Every wait is configured tiny."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from small_settings import CEREBRAS, GPT_OSS, KEYS, make_settings
+
+from statebot._clock import SystemClock
+from statebot._errors import Outcome
+from statebot._fakes.openai import FakeOpenAI, Script
+from statebot._providers.base import ChatRequest
+from statebot._providers.client import OpenAICompatibleClient
+from statebot._providers.health import HealthBoard
+from statebot._providers.router import Router, RouteResult
+from statebot._settings import Settings, TelegramSettings, Timeouts
+
+SMALL = Timeouts(connect=0.5, first_token=0.5, total=5.0)
+
+
+@dataclass
+class World:
+    settings: Settings
+    fakes: dict[str, FakeOpenAI]
+    client: OpenAICompatibleClient
+    health: HealthBoard
+    router: Router
+
+    async def ask(self, text: str = "привет") -> tuple[RouteResult, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await self.router.ask(GPT_OSS, [{"role": "user", "content": text}])
+        return result, loop.time() - started
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakeOpenAI]]:
+    for env in KEYS.values():
+        monkeypatch.setenv(env, "test-key")
+    with ExitStack() as stack:
+        yield {name: stack.enter_context(FakeOpenAI(max_hang=10)) for name in KEYS}
+
+
+@asynccontextmanager
+async def world(
+    fakes: dict[str, FakeOpenAI],
+    timeouts: Timeouts = SMALL,
+    concurrent: int = 8,
+    **health: float,
+) -> AsyncIterator[World]:
+    settings = make_settings(failures_to_open=1, **health)
+    providers = {
+        name: dataclasses.replace(p, base_url=fakes[name].base_url, timeouts=timeouts)
+        for name, p in settings.providers.items()
+    }
+    telegram = TelegramSettings(concurrent_updates=concurrent)
+    settings = dataclasses.replace(settings, providers=providers, telegram=telegram)
+    client = OpenAICompatibleClient(settings)
+    board = HealthBoard(settings, SystemClock())
+    router = Router(settings, client, board, SystemClock(), random.Random(7))
+    try:
+        yield World(settings, fakes, client, board, router)
+    finally:
+        await client.aclose()
+
+
+def outcomes(result: RouteResult) -> list[tuple[str, Outcome | None]]:
+    return [(a.model_key, a.outcome) for a in result.attempts]
+
+
+# --- item 1: right blame ------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True)
+async def test_waiting_on_our_own_pool_is_ours_not_the_providers(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    """100 answers may run at once: Groq's pool holds 100 + 2 (probes, listings). 102 real hanging
+    connections fill it; the next question waits on OUR pool, is recorded as ours, and Cerebras
+    (its own pool) answers. Groq stays healthy, even at failures_to_open = 1."""
+    groq = fakes["groq"]
+    groq.hang()
+    slow = Timeouts(connect=0.5, first_token=8.0, total=9.0)
+    async with world(fakes, slow, concurrent=100) as w:
+        request = ChatRequest("groq", "openai/gpt-oss-120b", ({"role": "user", "content": "x"},))
+
+        async def hold() -> None:
+            async for _ in w.client.stream(request):
+                pass
+
+        holders = [asyncio.create_task(hold()) for _ in range(102)]
+        try:
+            for _ in range(250):  # up to 5 s for the 102 requests to arrive
+                if groq.count() >= 102:
+                    break
+                await asyncio.sleep(0.02)
+            result, seconds = await w.ask()
+        finally:
+            for task in holders:
+                task.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
+    assert result.model_key == CEREBRAS and result.complete
+    assert outcomes(result)[0] == (GPT_OSS, Outcome.OURS)
+    assert groq.count() == 102  # the question never reached Groq
+    assert w.health.status("groq").state == "healthy"
+    assert seconds < 3
+
+
+@pytest.mark.xfail(strict=True)
+async def test_a_stream_stalled_mid_answer_is_cut_never_complete(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    fakes["groq"].pace = 3.0  # one piece, then nothing for 3 s
+    fakes["groq"].answer("one two three four")
+    stalls = Timeouts(connect=0.5, first_token=0.5, total=5.0, idle=0.3)
+    async with world(fakes, stalls) as w:
+        result, seconds = await w.ask()
+    assert result.text == "one" and not result.complete and result.cut == "stream"
+    assert [(e.name, e.data.get("reason")) for e in result.events] == [("answer_cut", "stream")]
+    assert seconds < 1.5
+
+
+@pytest.mark.xfail(strict=True)
+async def test_our_question_deadline_is_not_the_providers_fault(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    fakes["groq"].pace = 0.1
+    fakes["groq"].answer(" ".join(["word"] * 50))
+    async with world(fakes, request_deadline_seconds=0.35) as w:
+        result, seconds = await w.ask()
+    assert result.text.startswith("word") and not result.complete and result.cut == "stream"
+    assert outcomes(result) == [(GPT_OSS, Outcome.OURS)]
+    assert w.health.status("groq").state == "healthy"
+    assert seconds < 1
+
+
+@pytest.mark.xfail(strict=True)
+def test_the_question_deadline_is_derived_from_the_chain() -> None:
+    from statebot._providers.router import question_deadline
+
+    settings = make_settings()
+    timeouts = {
+        "groq": Timeouts(first_token=20, total=120),
+        "cerebras": Timeouts(first_token=10, total=100),
+        "openrouter": Timeouts(first_token=40, total=180),
+    }
+    providers = {
+        n: dataclasses.replace(p, timeouts=timeouts[n]) for n, p in settings.providers.items()
+    }
+    settings = dataclasses.replace(settings, providers=providers)
+    assert question_deadline(settings, [GPT_OSS, CEREBRAS]) == 20 + 120
+    assert question_deadline(settings, [GPT_OSS, CEREBRAS, "openrouter-free"]) == 40 + 180
+    capped = dataclasses.replace(
+        settings, health=dataclasses.replace(settings.health, request_deadline_seconds=100)
+    )
+    assert question_deadline(capped, [GPT_OSS]) == 100
+
+
+# --- item 3: the fault table --------------------------------------------------------------------
+
+RETRIED = {
+    "429 retry-after 0.2 s": Script(status=429, headers={"retry-after": "0.2"}, times=1),
+    "one 500": Script(status=500, times=1),
+    "a reset before headers": Script(break_after=-1, times=1),
+}
+
+
+@pytest.mark.xfail(strict=True)
+@pytest.mark.parametrize("fault", RETRIED.values(), ids=RETRIED.keys())
+async def test_a_passing_fault_is_retried_once_on_the_same_provider(
+    fakes: dict[str, FakeOpenAI], fault: Script
+) -> None:
+    fakes["groq"].script(fault)
+    async with world(fakes) as w:
+        result, seconds = await w.ask()
+    assert result.model_key == GPT_OSS and result.complete
+    assert (fakes["groq"].count(), fakes["cerebras"].count()) == (2, 0)
+    assert seconds < 1.5
+
+
+async def test_a_429_with_a_long_wait_fails_over_at_once(fakes: dict[str, FakeOpenAI]) -> None:
+    fakes["groq"].fail(429, headers={"retry-after": "30"})
+    async with world(fakes) as w:
+        result, seconds = await w.ask()
+        again, _ = await w.ask()  # the model cools down: no tight loop on it
+    assert result.model_key == CEREBRAS == again.model_key
+    assert fakes["groq"].count() == 1
+    assert seconds < 0.5
+
+
+async def test_a_silent_first_token_fails_over_at_its_limit_without_retrying(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    fakes["groq"].hang()
+    async with world(fakes) as w:
+        result, seconds = await w.ask()
+    assert result.model_key == CEREBRAS and result.complete
+    assert fakes["groq"].count() == 1
+    assert 0.5 <= seconds < 1.5
+
+
+@pytest.mark.xfail(strict=True)
+async def test_a_malformed_chunk_is_skipped(fakes: dict[str, FakeOpenAI]) -> None:
+    fakes["groq"].script(Script(text="one two three", garbage_after=1))
+    async with world(fakes) as w:
+        result, _ = await w.ask()
+    assert result.model_key == GPT_OSS and result.complete and result.text == "one two three"
+
+
+@pytest.mark.xfail(strict=True)
+async def test_a_stream_without_done_ends_promptly(fakes: dict[str, FakeOpenAI]) -> None:
+    fakes["groq"].script(Script(text="one two", done=False))
+    held_open = Timeouts(connect=0.5, first_token=0.5, total=5.0, idle=3.0)
+    async with world(fakes, held_open) as w:
+        result, seconds = await w.ask()
+    assert result.model_key == GPT_OSS and result.complete and result.text == "one two"
+    assert seconds < 1.5
