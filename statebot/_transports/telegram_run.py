@@ -1,9 +1,10 @@
 """``statebot run``: a bot and its Telegram transport, served until SIGTERM or SIGINT.
 
-Stopping keeps the promise of exactly-once handling: in polling mode the updater stops first
-(its last getUpdates confirms what it fetched, all of it already queued) and the Application
-then handles its queue; in webhook mode the server stops taking updates (Telegram keeps and
-posts again what it could not deliver) and finishes those being handled. Answers then get
+Stopping keeps the promise of exactly-once handling: in polling mode our poller stops fetching,
+finishes the updates it fetched and confirms exactly those (``polling.py``: an offset never passes
+an update still being handled, so a crash loses nothing); in webhook mode the server stops taking
+updates (Telegram keeps and posts again what it could not deliver) and finishes those being
+handled. Answers then get
 ``shutdown_grace_seconds`` to finish; the rest are stopped and keep what they said, so that no
 chat is left waiting for an answer. An update handled before is skipped by the store's ids.
 """
@@ -29,6 +30,7 @@ from .._metrics import MeteredRequest, MetricsServer
 from .._providers.base import Backend
 from .._settings import Settings
 from .._store.base import Store
+from .polling import Poller
 from .telegram import ALLOWED_UPDATES, TelegramTransport
 from .telegram_render import Relay
 from .webhook import WebhookServer
@@ -86,6 +88,7 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
     server: WebhookServer | None = None
     metrics: MetricsServer | None = None
+    polling: asyncio.Task[None] | None = None
     try:
         metrics = await _start_metrics(transport)
         await transport.initialize()
@@ -95,8 +98,9 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
             if settings.mode == "webhook":
                 server = await _start_webhook(transport)
             else:
-                assert app.updater is not None
-                await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                await app.bot.delete_webhook()
+                poller = Poller(app.bot, transport.process, allowed_updates=ALLOWED_UPDATES)
+                polling = asyncio.ensure_future(poller.run(stop))
         except InvalidToken as exc:  # getMe took the token: this 404 is the method's
             raise BotApiUnusable(
                 method, settings.base_url,
@@ -106,15 +110,16 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
         log.info("@%s is running (%s)", app.bot.username, settings.mode)
         if metrics is not None:
             metrics.status = "serving"
-        await stop.wait()
+        await _until_stopped(stop, polling)
     finally:
         log.info("stopping: handling the updates already fetched")
         if metrics is not None:
             metrics.status = "stopping"
+        stop.set()
         if server is not None:
             await server.stop()
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()  # its last getUpdates confirms what is in the queue
+        if polling is not None:
+            await asyncio.wait([polling])  # it finishes what it fetched, then confirms it
         if app.running:
             await app.stop()  # handles the queue
         await drain(transport, settings.shutdown_grace_seconds)
@@ -123,6 +128,16 @@ async def run(transport: TelegramTransport, stop: asyncio.Event) -> None:
             await metrics.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _until_stopped(stop: asyncio.Event, polling: asyncio.Task[None] | None) -> None:
+    """Until a signal sets ``stop``, or polling ends by itself (its error is raised here)."""
+    waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+    if polling is not None:
+        waits.add(polling)
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    if polling is not None and polling.done() and not polling.cancelled():
+        polling.result()  # an InvalidToken while polling, say
 
 
 async def _start_metrics(transport: TelegramTransport) -> MetricsServer | None:
