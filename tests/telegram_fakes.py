@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from conftest import FLOWS, SETTINGS
 from telegram import Update
+from telegram.error import NetworkError, TimedOut
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 from telegram.request import BaseRequest, RequestData
 
@@ -53,6 +55,23 @@ def migrated(new_chat_id: int) -> tuple[int, JSON]:
     return 400, {"description": description, "parameters": {"migrate_to_chat_id": new_chat_id}}
 
 
+def timed_out() -> TimedOut:
+    """What python-telegram-bot raises when the request went out and no answer came back in
+    time: Telegram may have carried it out."""
+    exc = TimedOut()
+    exc.__cause__ = httpx.ReadTimeout("timed out")
+    return exc
+
+
+def unreachable() -> NetworkError:
+    """What python-telegram-bot raises when the connection failed: nothing reached Telegram."""
+    exc = NetworkError("httpx.ConnectError: [Errno 111] Connection refused")
+    exc.__cause__ = httpx.ConnectError("[Errno 111] Connection refused")
+    return exc
+
+
+BAD_GATEWAY = (502, {"description": "Bad Gateway"})
+SERVER_ERROR = (500, {"description": "Internal Server Error: try again"})
 BAD_ENTITIES = (400, {"description": "Bad Request: can't parse entities: Can't find end of Bold"})
 BLOCKED = (403, {"description": "Forbidden: bot was blocked by the user"})
 NOT_MODIFIED = (400, {"description": "Bad Request: message is not modified"})
@@ -82,7 +101,7 @@ class Shown:
 
 @dataclass
 class _Failure:
-    answer: tuple[int, JSON]
+    answer: tuple[int, JSON] | BaseException
     when: Callable[[JSON], bool]
 
 
@@ -102,12 +121,13 @@ class FakeTelegram(BaseRequest):
     def fail(
         self,
         method: str,
-        answer: tuple[int, JSON],
+        answer: tuple[int, JSON] | BaseException,
         *,
         times: int = 1,
         when: Callable[[JSON], bool] = lambda params: True,
     ) -> None:
-        """The next ``times`` calls of ``method`` (for which ``when(params)``) get ``answer``."""
+        """The next ``times`` calls of ``method`` (for which ``when(params)``) get ``answer``
+        (an exception is raised, as python-telegram-bot's HTTP layer raises it)."""
         self._failures.setdefault(method, deque()).extend(
             _Failure(answer, when) for _ in range(times)
         )
@@ -158,6 +178,8 @@ class FakeTelegram(BaseRequest):
         failure = next((f for f in queue or () if f.when(params)), None)
         if queue is not None and failure is not None:
             queue.remove(failure)
+            if isinstance(failure.answer, BaseException):
+                raise failure.answer
             code, body = failure.answer
             return code, json.dumps({"ok": False, "error_code": code, **body}).encode()
         if name == "getUpdates":

@@ -1,0 +1,170 @@
+"""Nothing lost in delivery (issue 15, items 2 and 3): connect errors, 5xx and timeouts are
+retried with backoff on the bot's clock; after a read timeout a message goes out once more at
+most; when the final answer cannot be shown the user is told and history keeps no answer they
+never got; drafts fail soft, for one chat or one answer, and stay within 4096 UTF-16 units."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from telegram_fakes import (
+    BAD_GATEWAY,
+    SERVER_ERROR,
+    TelegramKit,
+    timed_out,
+    unreachable,
+    utf16,
+)
+
+from statebot._transports.telegram_format import TEXT_LIMIT
+
+ANSWER = "[openai/gpt-oss-120b] answer to: Привет"  # the scripted answer, in three pieces
+FAILED_RU = "⚠️ С ответом что-то пошло не так. Спросите ещё раз, пожалуйста."
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start()
+    yield kit
+    await kit.aclose()
+
+
+async def run_until(tg: TelegramKit, done: Callable[[], object], *, seconds: float = 120) -> None:
+    """Let the bot run, moving its clock 0.25 s at a time, until ``done()``; then settle."""
+    moved = 0.0
+    while not done():
+        assert moved <= seconds, f"not done after {seconds} s of the bot's clock"
+        for _ in range(30):
+            await asyncio.sleep(0)
+        tg.clock.advance(0.25)
+        moved += 0.25
+    await tg.settle()
+
+
+def is_answer(params: dict[str, object]) -> bool:
+    return str(params.get("text", "")).startswith("[openai")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_502_on_the_final_message_is_retried_and_the_answer_arrives(
+    tg: TelegramKit,
+) -> None:
+    tg.fake.fail("sendMessage", BAD_GATEWAY, times=2, when=is_answer)
+    await tg.send(7, "Привет", wait=False)
+    await run_until(tg, lambda: not tg.transport.engine.answering(7))
+    assert [m.text for m in tg.fake.chat(7)] == [ANSWER]  # ⏳ with ⏹ gone, the answer there
+    assert len([p for p in tg.fake.called("sendMessage") if is_answer(p)]) == 3
+    history = (await tg.transport.engine.store.load(7)).history
+    assert [t["content"] for t in history] == ["Привет", ANSWER]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_500_on_the_final_group_edit_is_retried(tg: TelegramKit) -> None:
+    tg.providers.answer("groq", ANSWER, pieces=1)
+    tg.fake.fail("editMessageText", SERVER_ERROR, times=2)
+    await tg.send(-100, "@statebot_test_bot Привет", wait=False)
+    await run_until(tg, lambda: not tg.transport.engine.answering(-100))
+    answer = tg.fake.chat(-100)[-1]
+    assert answer.text == ANSWER and "⏹ Стоп" not in answer.labels
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_when_retries_run_out_the_user_is_told_and_history_keeps_no_answer(
+    tg: TelegramKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    tg.fake.fail("sendMessage", BAD_GATEWAY, times=1000, when=is_answer)
+    await tg.send(7, "Привет", wait=False)
+    await run_until(tg, lambda: not tg.transport.engine.answering(7))
+    shown = tg.fake.chat(7)
+    assert [m.text for m in shown] == [FAILED_RU]  # ⏳ with ⏹ Stop is gone, the user is told
+    assert all("⏹ Стоп" not in m.labels for m in shown)
+    assert (await tg.transport.engine.store.load(7)).history == []
+    assert any(r.levelno >= logging.ERROR for r in caplog.records)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_502_on_a_menu_reply_is_retried(tg: TelegramKit) -> None:
+    tg.fake.fail("sendMessage", BAD_GATEWAY)
+    await tg.send(7, "/menu", wait=False)
+    await run_until(tg, lambda: tg.fake.chat(7))
+    assert tg.fake.texts(7)[-1].startswith("📋 Меню.")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_refused_connection_is_retried_until_it_goes_through(tg: TelegramKit) -> None:
+    tg.fake.fail("sendMessage", unreachable(), times=4)
+    await tg.send(7, "/menu", wait=False)
+    await run_until(tg, lambda: tg.fake.chat(7))
+    assert tg.fake.texts(7) == [tg.fake.texts(7)[0]] and tg.fake.texts(7)[0].startswith("📋")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_after_a_read_timeout_a_message_is_sent_once_more_at_most(
+    tg: TelegramKit,
+) -> None:
+    tg.fake.fail("sendMessage", timed_out(), times=5)
+    await tg.send(7, "/menu", wait=False)
+    await run_until(tg, lambda: len(tg.fake.called("sendMessage")) >= 2, seconds=60)
+    tg.clock.advance(60)
+    await tg.settle()
+    assert len(tg.fake.called("sendMessage")) == 2  # Telegram may have both: one duplicate
+
+
+# --- drafts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: TelegramKit) -> None:
+    tg.fake.fail(
+        "sendMessageDraft",
+        (400, {"description": "Bad Request: TEXTDRAFT_PEER_INVALID"}),
+        when=lambda params: params["chat_id"] == 7,
+    )
+    await tg.send(7, "Привет", wait=False)
+    await run_until(tg, lambda: not tg.transport.engine.answering(7))
+    assert tg.fake.texts(7)[-1] == ANSWER
+    await tg.send(8, "Привет", wait=False)
+    await run_until(tg, lambda: not tg.transport.engine.answering(8))
+    assert [d["chat_id"] for d in tg.fake.called("sendMessageDraft")][-1] == 8
+    assert tg.fake.texts(8)[-1] == ANSWER
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_5xx_on_drafts_falls_back_once_without_tracebacks(
+    tg: TelegramKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    tg.fake.fail("sendMessageDraft", BAD_GATEWAY, times=1000)
+    release = tg.providers.hang("groq", after_pieces=1, text=ANSWER)
+    await tg.send(7, "Привет", wait=False)
+    await run_until(tg, lambda: tg.fake.called("sendMessageDraft"))
+    release.set()
+    await run_until(tg, lambda: not tg.transport.engine.answering(7))
+    assert len(tg.fake.called("sendMessageDraft")) == 1  # not tried on every push
+    assert ANSWER in tg.fake.texts(7)
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
+async def test_a_draft_never_exceeds_4096_units_when_text_arrives_during_a_send(
+    tg: TelegramKit,
+) -> None:
+    answer = "[openai/gpt-oss-120b] " + "абвгд " * 2000  # 12,022 units in three pieces
+    release = tg.providers.hang("groq", after_pieces=2, text=answer)
+    await tg.send(7, "a long one, please", wait=False)
+    await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
+    sending = tg.fake.holds["sendMessage"] = asyncio.Event()
+    tg.clock.advance(0.5)  # the second piece: the first message is finished
+    await tg.until(lambda: len(tg.fake.called("sendMessage")) == 2)
+    release.set()  # a third piece of 4,000 units arrives while that message is on its way
+    stream = next(iter(tg.transport.renderer.streams.answers.values()))
+    await tg.until(lambda: stream.streamed == answer)
+    sending.set()
+    await tg.settle()
+    drafts = tg.fake.called("sendMessageDraft")
+    assert max(utf16(d["text"]) for d in drafts) <= TEXT_LIMIT
+    parts = [m.text for m in tg.fake.chat(7) if m.text.startswith(("[openai", "абв"))]
+    assert all(utf16(p) <= TEXT_LIMIT for p in parts)
+    assert " ".join(parts).split() == answer.split()
