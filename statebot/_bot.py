@@ -258,7 +258,8 @@ async def build_bot(
     """
     clock = clock or SystemClock()
     settings = with_admins(settings, extra_admins)
-    redact = Redactor.from_environment(secret_names(settings))
+    # what users read: the configured secrets' exact values only (shapes are for the logs)
+    redact = Redactor.from_environment(secret_names(settings), shapes=False)
     deliver = _redacting(deliver, redact) if deliver is not None else None
     if registry is None:  # the built-ins and the settings' plugins
         registry = default_registry()

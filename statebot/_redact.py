@@ -3,9 +3,10 @@
 Two nets: the exact values of the configured secrets (the bot token, every provider key, the
 webhook secret), read from the environment, and the shapes secrets have (``Bearer …``, Groq's
 ``gsk_…``, Cerebras' ``csk-…``, OpenRouter's ``sk-or-v1-…``, a bot token ``123456:AA…`` in a
-Bot API URL). python-telegram-bot and httpx log request URLs, and the token is in the URL: the
-logging filter rewrites every record, arguments and traceback included, before any handler
-formats it.
+Bot API URL). Logs get both nets; chats get the exact values only, since a model's answer about
+APIs is full of shapes that are examples ("Authorization: Bearer YOUR_TOKEN") and must be shown.
+python-telegram-bot and httpx log request URLs, and the token is in the URL: the logging filter
+rewrites every record, arguments and traceback included, before any handler formats it.
 """
 
 from __future__ import annotations
@@ -32,20 +33,23 @@ def env_secret(name: str) -> str:
 
 
 class Redactor:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    """Masks the configured secrets' values; with ``shapes`` (logs), anything shaped like one."""
+
+    def __init__(self, secrets: Iterable[str] = (), *, shapes: bool = True) -> None:
         values = {s for s in secrets if s and len(s) >= MIN_SECRET}
         # longest first, so that a secret containing another is masked whole
         self._values = sorted(values, key=len, reverse=True)
+        self.shapes = shapes
 
     @classmethod
-    def from_environment(cls, names: Iterable[str]) -> Redactor:
-        return cls(env_secret(name) for name in names)
+    def from_environment(cls, names: Iterable[str], *, shapes: bool = True) -> Redactor:
+        return cls((env_secret(name) for name in names), shapes=shapes)
 
     def __call__(self, text: str) -> str:
         for value in self._values:
             if value in text:
                 text = text.replace(value, MASK)
-        return _SHAPES.sub(MASK, text)
+        return _SHAPES.sub(MASK, text) if self.shapes else text
 
 
 class RedactingFilter(logging.Filter):

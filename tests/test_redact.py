@@ -73,3 +73,21 @@ async def test_a_secret_in_a_provider_error_never_reaches_the_chat(
         assert chat.text.startswith("🚫 Модель отклонила запрос")
         assert all(GROQ not in t for t in chat.texts)
         assert MASK in chat.text
+
+
+async def test_an_answer_about_apis_keeps_its_example_shapes_but_never_a_real_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shapes are for the logs: in a chat, "Bearer YOUR_TOKEN" is an example and stays, with its
+    closing backtick; the configured key's own value is still masked."""
+    from conftest import FLOWS, SETTINGS
+
+    from statebot.testing import BotKit
+
+    monkeypatch.setenv("GROQ_API_KEY", GROQ)
+    example = "Send `Authorization: Bearer YOUR_TOKEN` and a key like gsk_EXAMPLE_0123456789."
+    async with await BotKit.start(SETTINGS, FLOWS) as kit:
+        kit.providers.answer("groq", f"{example} Mine is {GROQ}.")
+        chat = kit.chat()
+        await chat.send("How do I call the API?")
+        assert chat.answers[-1].text == f"{example} Mine is {MASK}."
