@@ -265,7 +265,7 @@ async def build_bot(
         registry = default_registry()
         if broken := load_plugins(settings, registry):
             raise ConfigError(broken)
-    store = store or MemoryStore()
+    store = store or MemoryStore(clock=clock)  # update ids age on the bot's clock
     demo = backend is None and settings.demo_mode()
     injected = backend is not None  # a test's or the caller's: it manages its own keys
     if backend is None:

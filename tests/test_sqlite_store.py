@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from statebot._clock import FakeClock
 from statebot._errors import StoreError
 from statebot._store.base import ChatRecord, Store
 from statebot._store.memory import MemoryStore
@@ -168,16 +169,6 @@ async def test_save_is_all_or_nothing(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_prune_keeps_the_most_recent_update_ids(tmp_path: Path) -> None:
-    store = await SqliteStore.open(tmp_path / "bot.db")
-    for update_id in range(1, 11):
-        await store.save(ChatRecord(1), update_id=update_id)
-    assert await store.prune_updates(keep=3) == 7
-    assert [await store.is_processed(u) for u in (7, 8, 9, 10)] == [False, True, True, True]
-    assert await store.prune_updates(keep=3) == 0
-    await store.close()
-
-
 async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
     store = await SqliteStore.open(tmp_path / "bot.db")
     await store.close()
@@ -257,8 +248,9 @@ async def test_v1_database_migrates_keeping_every_row(tmp_path: Path) -> None:
     assert await store.is_processed(11) and await store.is_processed(12)
     await store.set_setting("since", "v2")  # the table v2 added
     assert await store.set_aside(1) == []  # and v3's
+    assert await store.counts() == {}  # and v4's
     await store.close()
-    assert user_version(path) == SCHEMA_VERSION == 3
+    assert user_version(path) == SCHEMA_VERSION == 4
     reopened = await SqliteStore.open(path)  # opening a current file again changes nothing
     assert len(await reopened.chat_ids()) == len(V1_ROWS)
     await reopened.close()
@@ -369,13 +361,22 @@ async def test_a_locked_database_waits_off_the_loop_then_fails_clearly(tmp_path:
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-async def test_prune_keeps_the_newest_update_ids(tmp_path: Path, kind: str) -> None:
-    store: Store = MemoryStore() if kind == "memory" else await SqliteStore.open(tmp_path / "b.db")
-    for update_id in range(1, 11):
+async def test_prune_forgets_update_ids_older_than_a_day(tmp_path: Path, kind: str) -> None:
+    clock = FakeClock()
+    store: Store = (
+        MemoryStore(clock=clock)
+        if kind == "memory"
+        else await SqliteStore.open(tmp_path / "b.db", clock=clock)
+    )
+    for update_id in range(1, 11):  # one an hour: ids 1..10
         await store.save(ChatRecord(1), update_id=update_id)
-    assert await store.prune_updates(keep=4) == 6
-    assert [await store.is_processed(i) for i in (6, 7, 10)] == [False, True, True]
-    assert await store.prune_updates(keep=4) == 0
+        clock.advance(3600)
+    await store.forget(2, update_id=11)
+    clock.advance(14 * 3600 + 1)  # id 1 is a day and a second old, id 11 is 15 hours old
+    assert await store.prune_updates() == 1
+    assert [await store.is_processed(i) for i in (1, 2, 10, 11)] == [False, True, True, True]
+    assert await store.prune_updates(max_age=16 * 3600) == 8  # ids 2..9; 10 and 11 stay
+    assert await store.prune_updates(max_age=16 * 3600) == 0
     await store.close()
 
 

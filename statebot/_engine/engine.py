@@ -13,18 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from .._clock import Clock, SystemClock
+from .._clock import Clock, SystemClock, TimerHandle
 from .._flows.model import TEXT_TRIGGER, FlowSet
 from .._logs import at_the_door
 from .._providers.catalog import Catalog
 from .._settings import Settings
-from .._store.base import ChatRecord, Store
+from .._store.base import PRUNE_EVERY, ChatRecord, Store
 from .access import Access
 from .answers import STOP_PREFIX, Answers
 from .builtins import FALLBACK_NOTICE
 from .effects import Effect, press_answer
 from .events import Event, Kind
-from .history import CUT_MARK, messages_for, remember
+from .history import CUT_MARK, keep_limit, messages_for, remember
 from .locks import ChatLocks
 from .machine import FlowMachine
 from .registry import RAISED, Registry, Turn
@@ -92,6 +92,7 @@ class Engine:
         self.reloader: Callable[[], Awaitable[tuple[bool, str]]] | None = None
         self._posted: set[asyncio.Task[bool]] = set()
         self._listeners: list[Callable[[int, str], None]] = []
+        self._prune_timer: TimerHandle | None = None
 
     async def start(self) -> None:
         """Read what admins changed at run time, and repair answers a restart cut off."""
@@ -99,9 +100,7 @@ class Engine:
         if isinstance(stored, str) and stored in self.settings.models:
             self.default_model = stored
         await self.usage.load()
-        pruned = await self.store.prune_updates()  # ids older than a day are never redelivered
-        if pruned:
-            log.info("forgot %d old update ids", pruned)
+        await self.prune_updates()
         await self.repair()
 
     async def repair(self) -> int:
@@ -180,7 +179,7 @@ class Engine:
             if event.name == "answered":
                 self.answers.finish(record.chat_id, int(event.payload["answer_id"]))
                 record.data.pop("answer", None)
-                remember(record, event.payload)
+                remember(record, event.payload, keep_limit(self.settings.models))
                 if event.payload.get("model_key") == self.serving_for(record):
                     record.notices.pop(FALLBACK_NOTICE, None)  # its own model again
         if event.kind is Kind.SYSTEM and event.name == "answer_cut":  # marks the turn it cut
@@ -306,5 +305,29 @@ class Engine:
                 await asyncio.wait(set(self._posted))  # never cancels what it waits for
             await self.answers.settle()
 
+    async def prune_updates(self) -> bool:
+        """Forget update ids older than a day (Telegram never redelivers them), and check again
+        every ten minutes on the bot's clock."""
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+        self._prune_timer = self.clock.call_at(self.clock.now() + PRUNE_EVERY, self._prune_due)
+        try:
+            pruned = await self.store.prune_updates()
+        except Exception:
+            log.exception("forgetting old update ids failed; tried again in ten minutes")
+            return False
+        if pruned:
+            log.info("forgot %d old update ids", pruned)
+        return True
+
+    def _prune_due(self) -> None:
+        self._prune_timer = None
+        task = asyncio.get_running_loop().create_task(self.prune_updates())
+        self._posted.add(task)  # settle() waits for it
+        task.add_done_callback(self._posted.discard)
+
     async def close(self) -> None:
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+            self._prune_timer = None
         await self.answers.close()

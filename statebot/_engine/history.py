@@ -40,9 +40,29 @@ def messages_for(
     return messages, len(history) - kept
 
 
-def remember(record: ChatRecord, payload: dict[str, Any]) -> None:
+def keep_limit(models: Any) -> int:
+    """How many characters of history a chat keeps: what the largest budget in the catalog can
+    use (``history_chars`` × 1.5), so that every model sees all it can and nothing grows."""
+    return int(max((m.history_chars for m in models.values()), default=0) * 1.5)
+
+
+def trim(record: ChatRecord, limit_chars: int) -> int:
+    """Drop the oldest pairs (question and answer) until the history fits ``limit_chars``; the
+    newest pair stays whatever its size. How many turns went."""
+    history = record.history
+    total = sum(len(turn.get("content", "")) for turn in history)
+    dropped = 0
+    while total > limit_chars and len(history) - dropped > 2:
+        total -= sum(len(turn.get("content", "")) for turn in history[dropped : dropped + 2])
+        dropped += 2
+    del history[:dropped]
+    return dropped
+
+
+def remember(record: ChatRecord, payload: dict[str, Any], limit_chars: int | None = None) -> None:
     """Keep a question and the answer the user saw (a stopped answer's partial too); an answer
-    the provider cut (``answer_cut`` came first) is kept as it came, marked ``cut``."""
+    the provider cut (``answer_cut`` came first) is kept as it came, marked ``cut``. The oldest
+    pairs go once the history is over ``limit_chars``."""
     question, answer = payload.get("question", ""), payload.get("answer", "")
     cut = record.data.pop(CUT_MARK, None)
     if question and answer:
@@ -52,3 +72,5 @@ def remember(record: ChatRecord, payload: dict[str, Any]) -> None:
             turn["cut"] = True
         record.history.append(turn)
         record.data["answers"] = int(record.data.get("answers", 0)) + 1  # usage, per chat
+    if limit_chars is not None:
+        trim(record, limit_chars)

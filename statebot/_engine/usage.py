@@ -1,7 +1,8 @@
 """Usage counters for admins: requests, fallbacks and failures per provider and model.
 
-Kept in the store's bot-wide settings, so that they survive a restart; written after each
-answer (one small row), read once at start-up.
+Kept in the store's counters, so that they survive a restart: each answer adds to the counters it
+touched in place (one row per counter), so that concurrent answers and two bots on one store never
+lose each other's counts; read once at start-up.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from typing import Any
 
 from .._store.base import Store
 
-KEY = "usage"
-
 
 class Usage:
     def __init__(self, store: Store) -> None:
@@ -20,25 +19,24 @@ class Usage:
         self.counts: Counter[str] = Counter()
 
     async def load(self) -> None:
-        stored = await self.store.get_setting(KEY)
-        if isinstance(stored, dict):
-            self.counts = Counter({str(k): int(v) for k, v in stored.items()})
+        self.counts = Counter(await self.store.counts())
 
     async def record(self, chosen: str, result: Any) -> None:
         """Count one routed question from the router's result (its attempts and who answered)."""
-        self.counts["questions"] += 1
+        added: Counter[str] = Counter(questions=1)
         for attempt in getattr(result, "attempts", []):
             if attempt.outcome is None:
                 continue  # skipped: nothing was sent
-            self.counts[f"requests:{attempt.provider}:{attempt.model_key}"] += 1
+            added[f"requests:{attempt.provider}:{attempt.model_key}"] += 1
             if attempt.outcome != "ok":
-                self.counts[f"failures:{attempt.provider}:{attempt.model_key}"] += 1
+                added[f"failures:{attempt.provider}:{attempt.model_key}"] += 1
         answered = getattr(result, "model_key", None)
         if answered is None:
-            self.counts["unanswered"] += 1
+            added["unanswered"] += 1
         elif answered != chosen:
-            self.counts[f"fallbacks:{answered}"] += 1
-        await self.store.set_setting(KEY, dict(self.counts))
+            added[f"fallbacks:{answered}"] += 1
+        self.counts.update(added)
+        await self.store.add_counts(dict(added))
 
     def table(self, titles: dict[str, str]) -> str:
         """Per model: requests / failures / answers given as a fallback."""

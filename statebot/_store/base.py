@@ -8,6 +8,35 @@ from typing import Any, Protocol
 
 log = logging.getLogger("statebot.store")
 
+UPDATE_MAX_AGE = 24 * 3600.0  # Telegram keeps an undelivered update at most a day
+PRUNE_EVERY = 600.0  # how often the engine forgets update ids older than that
+
+
+@dataclass
+class StoredHistory:
+    """What the store holds of a chat's history, as it was loaded or last saved: the sequence
+    number of its oldest turn and shallow copies of the turns, so that a save can tell turns
+    appended (and oldest turns trimmed) from a history rewritten."""
+
+    first: int
+    turns: list[dict[str, Any]]
+
+    def change(self, history: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]] | None:
+        """(how many of the oldest stored turns went, the turns appended), or None when the
+        history was changed otherwise (regenerate, an edit): then it is written whole."""
+        old = self.turns
+        for dropped in range(len(old) + 1):
+            kept = len(old) - dropped
+            if kept > len(history) or (kept and history[0] != old[dropped]):
+                continue
+            if all(history[i] == old[dropped + i] for i in range(kept)):
+                return dropped, history[kept:]
+        return None
+
+    @property
+    def next(self) -> int:
+        return self.first + len(self.turns)
+
 
 @dataclass
 class ChatRecord:
@@ -22,6 +51,18 @@ class ChatRecord:
     data: dict[str, Any] = field(default_factory=dict)
     # The stored record could not be read and was set aside: this one is fresh (not stored).
     set_aside: bool = field(default=False, compare=False)
+    # What the store holds of the history (set by load and save): how a save appends.
+    stored: StoredHistory | None = field(default=None, compare=False, repr=False)
+
+    def state_json(self) -> dict[str, Any]:
+        """The record without its history: what a press writes."""
+        raw = self.to_json()
+        del raw["history"]
+        return raw
+
+    def mark_stored(self, first: int) -> None:
+        """The store now holds exactly ``history``, its oldest turn numbered ``first``."""
+        self.stored = StoredHistory(first, [dict(turn) for turn in self.history])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,7 +138,11 @@ class Store(Protocol):
         """``load``, or None when ``update_id`` was handled before (exactly once, one trip)."""
         ...
 
-    async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None: ...
+    async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None:
+        """Write the record's state, and of its history only what changed since it was loaded
+        (``record.stored``): turns appended, oldest turns trimmed; a history changed otherwise,
+        or a record never loaded, is written whole."""
+        ...
 
     async def is_processed(self, update_id: int) -> bool: ...
 
@@ -106,9 +151,17 @@ class Store(Protocol):
         processed meanwhile."""
         ...
 
-    async def prune_updates(self, keep: int = 100_000) -> int:
-        """Forget all but the newest ``keep`` processed update ids; how many went."""
+    async def prune_updates(self, max_age: float = UPDATE_MAX_AGE) -> int:
+        """Forget the update ids processed more than ``max_age`` seconds ago (on the store's
+        clock); how many went."""
         ...
+
+    async def add_counts(self, counts: dict[str, int]) -> None:
+        """Add to bot-wide counters in place (one row or key per counter): concurrent writers,
+        other processes too, never lose each other's counts."""
+        ...
+
+    async def counts(self) -> dict[str, int]: ...
 
     async def chats_in_states(self, states: list[str]) -> list[int]:
         """Chats stored in one of ``states``: how a restart finds answers it lost."""

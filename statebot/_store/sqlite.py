@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._clock import Clock, SystemClock
 from .._errors import StoreError
-from .base import ChatRecord, set_aside_log
+from .base import UPDATE_MAX_AGE, ChatRecord, set_aside_log
 
 T = TypeVar("T")
 
@@ -61,12 +61,37 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " reason TEXT NOT NULL, set_aside_at REAL NOT NULL)",
         "CREATE INDEX chats_set_aside_by_chat ON chats_set_aside (chat_id)",
     ),
+    # v4: a chat's history apart from its state, one row per turn (appended and trimmed, never
+    # rewritten: a press writes the small state only); usage counters one row each. A record
+    # whose history is not a list stays whole, so that loading it sets it aside.
+    (
+        "CREATE TABLE chat_turns (chat_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " turn TEXT NOT NULL, PRIMARY KEY (chat_id, seq)) WITHOUT ROWID",
+        "INSERT INTO chat_turns (chat_id, seq, turn) SELECT c.chat_id, h.key,"
+        " CASE WHEN h.type IN ('object', 'array') THEN h.value ELSE json_quote(h.value) END"
+        " FROM chats AS c, json_each(c.record, '$.history') AS h"
+        " WHERE json_valid(c.record) AND json_type(c.record, '$.history') = 'array'",
+        "UPDATE chats SET record = json_remove(record, '$.history')"
+        " WHERE json_valid(record) AND json_type(record, '$.history') = 'array'",
+        "CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO counters (key, value) SELECT u.key, u.value"
+        " FROM settings AS s, json_each(s.value) AS u WHERE s.key = 'usage'"
+        " AND json_valid(s.value) AND json_type(s.value) = 'object' AND u.type = 'integer'",
+        "DELETE FROM settings WHERE key = 'usage'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _whole(record: str, turns: list[Any]) -> str:
+    """An unreadable record as it was stored, its turns put back: what is set aside."""
+    if not turns:
+        return record
+    return f'{{"record": {_dumps(record)}, "history": [{", ".join(t for _, t in turns)}]}}'
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
@@ -90,17 +115,22 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
 class SqliteStore:
     """A ``Store`` in one SQLite file. Create with ``await SqliteStore.open(path)``."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 5.0, clock: Clock | None = None
+    ) -> None:
         self._path = str(path)
+        self._clock: Clock = clock or SystemClock()  # stamps update ids and chats
         self._busy_ms = int(busy_timeout * 1000)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statebot-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
     @classmethod
-    async def open(cls, path: str | Path, *, busy_timeout: float = 5.0) -> SqliteStore:
+    async def open(
+        cls, path: str | Path, *, busy_timeout: float = 5.0, clock: Clock | None = None
+    ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``; ":memory:" works."""
-        store = cls(path, busy_timeout=busy_timeout)
+        store = cls(path, busy_timeout=busy_timeout, clock=clock)
         try:
             await store._run("open", store._connect)
         except BaseException:
@@ -121,27 +151,37 @@ class SqliteStore:
         worker thread for what every update needs first."""
         op = f"load chat {chat_id}"
 
-        def work() -> tuple[bool, Any]:
+        def work() -> tuple[bool, Any, list[Any]]:
             if (
                 update_id is not None
                 and self._db.execute(
                     "SELECT 1 FROM processed_updates WHERE update_id = ?", (update_id,)
                 ).fetchone()
             ):
-                return True, None
+                return True, None, []
             row = self._db.execute("SELECT record FROM chats WHERE chat_id = ?", (chat_id,))
-            return False, row.fetchone()
+            turns = self._db.execute(
+                "SELECT seq, turn FROM chat_turns WHERE chat_id = ? ORDER BY seq", (chat_id,)
+            )
+            return False, row.fetchone(), turns.fetchall()
 
-        processed, row = await self._run(op, work)
+        processed, row, turns = await self._run(op, work)
         if processed:
             return None
         if row is None:
-            return ChatRecord(chat_id)
+            record = ChatRecord(chat_id)
+            record.mark_stored(0)
+            return record
         try:
-            return ChatRecord.from_json(chat_id, json.loads(row[0]))
+            raw = json.loads(row[0])
+            if isinstance(raw, dict) and "history" not in raw:
+                raw["history"] = [json.loads(turn) for _, turn in turns]
+            record = ChatRecord.from_json(chat_id, raw)
         except (ValueError, RecursionError) as exc:  # not JSON, or not a record's shape
-            await self._set_aside(chat_id, row[0], exc)
+            await self._set_aside(chat_id, _whole(row[0], turns), exc)
             return ChatRecord(chat_id, set_aside=True)
+        record.mark_stored(int(turns[0][0]) if turns else 0)
+        return record
 
     async def _set_aside(self, chat_id: int, text: str, why: Exception) -> None:
         """Move an unreadable record to ``chats_set_aside``, in one transaction."""
@@ -151,9 +191,10 @@ class SqliteStore:
             self._db.execute(
                 "INSERT INTO chats_set_aside (chat_id, record, reason, set_aside_at)"
                 " VALUES (?, ?, ?, ?)",
-                (chat_id, text, reason, time.time()),
+                (chat_id, text, reason, self._clock.wall()),
             )
             self._db.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM chat_turns WHERE chat_id = ?", (chat_id,))
 
         await self._run(f"set aside chat {chat_id}", lambda: _transaction(self._db, work))
         set_aside_log(chat_id, reason)
@@ -168,12 +209,42 @@ class SqliteStore:
         return [str(row[0]) for row in rows]
 
     async def save(self, record: ChatRecord, *, update_id: int | None = None) -> None:
-        """Write the record and mark ``update_id`` processed in one transaction: both or neither."""
-        text = _dumps(record.to_json())  # unserialisable data fails here, as in MemoryStore
-        chat_id = record.chat_id
+        """Write the record's state and what changed of its history (``Store.save``), and mark
+        ``update_id`` processed, in one transaction: all or nothing."""
+        text = _dumps(record.state_json())  # unserialisable data fails here, as in MemoryStore
+        chat_id, mark, history = record.chat_id, record.stored, list(record.history)
+        change = mark.change(history) if mark is not None else None
+        appended = [_dumps(turn) for turn in (history if change is None else change[1])]
 
-        def work() -> None:
-            now = time.time()
+        def write_history() -> int:
+            """The stored history's first sequence number once written."""
+            low, high = self._db.execute(
+                "SELECT min(seq), max(seq) FROM chat_turns WHERE chat_id = ?", (chat_id,)
+            ).fetchone()
+            held = (low, high + 1) if low is not None else None  # what the table holds
+            loaded = None if mark is None or not mark.turns else (mark.first, mark.next)
+            if mark is not None and change is not None and held == loaded:  # as loaded
+                first = mark.first + change[0]
+                if change[0]:
+                    self._db.execute(
+                        "DELETE FROM chat_turns WHERE chat_id = ? AND seq < ?", (chat_id, first)
+                    )
+                insert(first + len(history) - len(appended), appended)
+                return first
+            # Never loaded, changed otherwise, or changed meanwhile: written whole.
+            self._db.execute("DELETE FROM chat_turns WHERE chat_id = ?", (chat_id,))
+            insert(0, appended if change is None else [_dumps(turn) for turn in history])
+            return 0
+
+        def insert(start: int, rows: list[str]) -> None:
+            self._db.executemany(
+                "INSERT INTO chat_turns (chat_id, seq, turn) VALUES (?, ?, ?)",
+                [(chat_id, start + i, row) for i, row in enumerate(rows)],
+            )
+
+        def work() -> int:
+            now = self._clock.wall()
+            first = write_history()
             self._db.execute(
                 "INSERT INTO chats (chat_id, record, updated_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (chat_id) DO UPDATE"
@@ -186,8 +257,10 @@ class SqliteStore:
                     " VALUES (?, ?, ?)",
                     (update_id, chat_id, now),
                 )
+            return first
 
-        await self._run(f"save chat {chat_id}", lambda: _transaction(self._db, work))
+        first = await self._run(f"save chat {chat_id}", lambda: _transaction(self._db, work))
+        record.mark_stored(first)
 
     async def is_processed(self, update_id: int) -> bool:
         row = await self._run(
@@ -204,8 +277,9 @@ class SqliteStore:
         an old update be answered a second time."""
 
         def work() -> None:
-            now = time.time()
+            now = self._clock.wall()
             self._db.execute("DELETE FROM chats WHERE chat_id = ?", (chat_id,))
+            self._db.execute("DELETE FROM chat_turns WHERE chat_id = ?", (chat_id,))
             self._db.execute("DELETE FROM chats_set_aside WHERE chat_id = ?", (chat_id,))
             self._db.execute(
                 "UPDATE processed_updates SET chat_id = NULL WHERE chat_id = ?", (chat_id,)
@@ -270,17 +344,35 @@ class SqliteStore:
 
     # --- beyond the protocol --------------------------------------------------------------------
 
-    async def prune_updates(self, keep: int = 100_000) -> int:
-        """Keep only the ``keep`` most recently processed update ids; return how many went.
-        Telegram redelivers for at most a day, so old ids only cost space."""
-        sql = (
-            "DELETE FROM processed_updates WHERE update_id IN (SELECT update_id"
-            " FROM processed_updates ORDER BY processed_at DESC, update_id DESC LIMIT -1 OFFSET ?)"
-        )
+    async def prune_updates(self, max_age: float = UPDATE_MAX_AGE) -> int:
+        """Forget update ids processed more than ``max_age`` seconds ago (an index range); how
+        many went. Telegram redelivers for at most a day, so old ids only cost space."""
+        before = self._clock.wall() - max_age
+        sql = "DELETE FROM processed_updates WHERE processed_at < ?"
         return await self._run(
             "prune updates",
-            lambda: _transaction(self._db, lambda: self._db.execute(sql, (max(keep, 0),)).rowcount),
+            lambda: _transaction(self._db, lambda: self._db.execute(sql, (before,)).rowcount),
         )
+
+    async def add_counts(self, counts: dict[str, int]) -> None:
+        """Add to each counter in place, in one transaction: two bots never lose counts."""
+        rows = [(str(key), int(count)) for key, count in counts.items()]
+        sql = (
+            "INSERT INTO counters (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = value + excluded.value"
+        )
+
+        def work() -> None:
+            for row in rows:
+                self._db.execute(sql, row)
+
+        await self._run("add counts", lambda: _transaction(self._db, work))
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._run(
+            "read counts", lambda: self._db.execute("SELECT key, value FROM counters").fetchall()
+        )
+        return {str(key): int(value) for key, value in rows}
 
     # --- the worker thread ----------------------------------------------------------------------
 
