@@ -32,6 +32,11 @@ async def tg() -> AsyncIterator[TelegramKit]:
     await kit.aclose()
 
 
+def send(tg: TelegramKit, chat_id: int, text: str) -> asyncio.Task[int]:
+    """A message whose handling may wait on the bot's clock (a retry): run_until moves it."""
+    return asyncio.ensure_future(tg.send(chat_id, text, wait=False))
+
+
 async def run_until(tg: TelegramKit, done: Callable[[], object], *, seconds: float = 120) -> None:
     """Let the bot run, moving its clock 0.25 s at a time, until ``done()``; then settle."""
     moved = 0.0
@@ -48,7 +53,6 @@ def is_answer(params: dict[str, object]) -> bool:
     return str(params.get("text", "")).startswith("[openai")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_502_on_the_final_message_is_retried_and_the_answer_arrives(
     tg: TelegramKit,
 ) -> None:
@@ -61,7 +65,6 @@ async def test_a_502_on_the_final_message_is_retried_and_the_answer_arrives(
     assert [t["content"] for t in history] == ["Привет", ANSWER]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_500_on_the_final_group_edit_is_retried(tg: TelegramKit) -> None:
     tg.providers.answer("groq", ANSWER, pieces=1)
     tg.fake.fail("editMessageText", SERVER_ERROR, times=2)
@@ -71,7 +74,6 @@ async def test_a_500_on_the_final_group_edit_is_retried(tg: TelegramKit) -> None
     assert answer.text == ANSWER and "⏹ Стоп" not in answer.labels
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_when_retries_run_out_the_user_is_told_and_history_keeps_no_answer(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -85,30 +87,30 @@ async def test_when_retries_run_out_the_user_is_told_and_history_keeps_no_answer
     assert any(r.levelno >= logging.ERROR for r in caplog.records)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_502_on_a_menu_reply_is_retried(tg: TelegramKit) -> None:
     tg.fake.fail("sendMessage", BAD_GATEWAY)
-    await tg.send(7, "/menu", wait=False)
+    sent = send(tg, 7, "/menu")
     await run_until(tg, lambda: tg.fake.chat(7))
+    await sent
     assert tg.fake.texts(7)[-1].startswith("📋 Меню.")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_refused_connection_is_retried_until_it_goes_through(tg: TelegramKit) -> None:
     tg.fake.fail("sendMessage", unreachable(), times=4)
-    await tg.send(7, "/menu", wait=False)
+    sent = send(tg, 7, "/menu")
     await run_until(tg, lambda: tg.fake.chat(7))
+    await sent
     assert tg.fake.texts(7) == [tg.fake.texts(7)[0]] and tg.fake.texts(7)[0].startswith("📋")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_after_a_read_timeout_a_message_is_sent_once_more_at_most(
     tg: TelegramKit,
 ) -> None:
     tg.fake.fail("sendMessage", timed_out(), times=5)
-    await tg.send(7, "/menu", wait=False)
+    sent = send(tg, 7, "/menu")
     await run_until(tg, lambda: len(tg.fake.called("sendMessage")) >= 2, seconds=60)
     tg.clock.advance(60)
+    await sent
     await tg.settle()
     assert len(tg.fake.called("sendMessage")) == 2  # Telegram may have both: one duplicate
 
@@ -116,7 +118,6 @@ async def test_after_a_read_timeout_a_message_is_sent_once_more_at_most(
 # --- drafts -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: TelegramKit) -> None:
     tg.fake.fail(
         "sendMessageDraft",
@@ -132,14 +133,13 @@ async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: Telegr
     assert tg.fake.texts(8)[-1] == ANSWER
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_5xx_on_drafts_falls_back_once_without_tracebacks(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
     tg.fake.fail("sendMessageDraft", BAD_GATEWAY, times=1000)
     release = tg.providers.hang("groq", after_pieces=1, text=ANSWER)
     await tg.send(7, "Привет", wait=False)
-    await run_until(tg, lambda: tg.fake.called("sendMessageDraft"))
+    await tg.until(lambda: tg.fake.called("sendMessageDraft"))
     release.set()
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     assert len(tg.fake.called("sendMessageDraft")) == 1  # not tried on every push
@@ -147,7 +147,6 @@ async def test_a_5xx_on_drafts_falls_back_once_without_tracebacks(
     assert not [r for r in caplog.records if r.exc_info]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: not yet")
 async def test_a_draft_never_exceeds_4096_units_when_text_arrives_during_a_send(
     tg: TelegramKit,
 ) -> None:

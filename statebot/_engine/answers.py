@@ -291,7 +291,7 @@ class Answers:
         provider = engine.settings.models[model].provider
         if answered_by == model and provider in warned:
             await self._notify(answer, "provider_back", {"provider": provider, "episode": ""})
-        text = "".join(parts)
+        text = "".join(parts) if shown else ""  # history keeps no answer the user never got
         if failed:
             await self._notify(answer, "answer_failed", {})
         elif complete and not visible(text):

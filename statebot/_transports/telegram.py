@@ -86,7 +86,9 @@ class TelegramTransport:
             builder = builder.request(request).get_updates_request(updates_request or request)
         self.application: App = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
-        self.sender = Sender(self.application.bot, {}, self._on_migrate, self._on_blocked)
+        self.sender = Sender(
+            self.application.bot, {}, self._on_migrate, self._on_blocked, clock=bot.clock
+        )
         self.renderer = Renderer(
             self.sender, bot.clock, answering=self.engine.answering,
             draft_seconds=settings.draft_seconds, edit_seconds=settings.stream_edit_seconds,

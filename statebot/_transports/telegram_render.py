@@ -3,8 +3,9 @@
 A reply to a press edits the menu that was pressed (never a message holding an answer); every
 press gets its callback answered, with the text the engine decided (``PressAnswer``: a stale
 press's "this menu is out of date"), so no button keeps spinning. Flow texts are plain text;
-answers are Markdown and stream through ``telegram_stream``. Delivering never raises: a failed
-call is logged and the engine goes on.
+answers are Markdown and stream through ``telegram_stream``. Calls are retried (``Sender``); a
+call that still fails is logged and the engine goes on, except for an answer's end: that raises,
+so that the engine tells the user and keeps no answer they never got.
 """
 
 from __future__ import annotations
@@ -86,10 +87,13 @@ class Renderer:
         """The engine's callback: render ``effect`` in ``chat_id``; log failures, never raise."""
         try:
             await self._deliver(chat_id, effect)
-        except TelegramError as exc:
-            log.warning("chat %s: %s not shown: %s", chat_id, type(effect).__name__, exc)
-        except Exception:
-            log.exception("chat %s: %s not shown", chat_id, type(effect).__name__)
+        except Exception as exc:
+            if isinstance(exc, TelegramError):
+                log.warning("chat %s: %s not shown: %s", chat_id, type(effect).__name__, exc)
+            else:
+                log.exception("chat %s: %s not shown", chat_id, type(effect).__name__)
+            if isinstance(effect, AnswerDone):
+                raise  # the engine tells the user; history keeps no answer they never got
 
     async def _deliver(self, chat_id: int, effect: Effect) -> None:
         if isinstance(effect, Reply):
@@ -155,8 +159,11 @@ class Renderer:
         text = scope.notice  # the engine's PressAnswer; None when the engine never answered
         if text is not None and len(text) > CALLBACK_TEXT_LIMIT:
             text = text[: CALLBACK_TEXT_LIMIT - 1] + "…"
+        query_id = scope.query_id
         try:
-            await self.sender.bot.answer_callback_query(scope.query_id, text=text)
+            await self.sender.retrying(
+                lambda: self.sender.bot.answer_callback_query(query_id, text=text)
+            )
         except TelegramError as exc:  # too old to answer: nothing left spinning either
             log.info("callback query in chat %s not answered: %s", scope.chat_id, exc)
 
@@ -190,7 +197,7 @@ class Renderer:
             )
 
         try:
-            await self.sender.call(chat_id, typing)
+            await self.sender.call(chat_id, typing, retry=False)
         except TelegramError as exc:
             log.info("typing action in chat %s failed: %s", chat_id, exc)
 

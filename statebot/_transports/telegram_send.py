@@ -4,19 +4,35 @@ A group that became a supergroup (ChatMigrated) is followed to its new id and th
 again; a user who blocked the bot (Forbidden) silences the chat until they write again; entities
 Telegram rejects fall back to the Markdown as plain text, so nothing is lost; "message is not
 modified" is success. Flood limits (RetryAfter) are the rate limiter's: it waits and retries.
+
+Transient failures (a connection refused, a timeout, a 5xx: python-telegram-bot's NetworkError
+other than BadRequest) are retried with backoff on the bot's clock, ``RETRY_DELAYS`` apart. The
+Bot API has no idempotency key, so a message whose request timed out after it went out may have
+arrived: such a send is tried once more at most, never a third time (one duplicate at most).
+Drafts and "typing" are not retried: the next push replaces them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    TelegramError,
+    TimedOut,
+)
 
+from .._clock import Clock, SystemClock
 from .._engine.effects import Keyboard
 from .._settings import CALLBACK_DATA_LIMIT
 from .telegram_format import Rendered, split_plain
@@ -24,6 +40,8 @@ from .telegram_format import Rendered, split_plain
 log = logging.getLogger("statebot.telegram")
 
 T = TypeVar("T")
+
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between attempts: six over 15.5 s
 
 
 @dataclass
@@ -85,6 +103,18 @@ def _is(exc: TelegramError, *words: str) -> bool:
     return any(word in text for word in words)
 
 
+def transient(exc: BaseException) -> bool:
+    """Worth another try: no connection, a timeout, a 5xx (not a request Telegram refused)."""
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+
+
+def may_have_arrived(exc: BaseException) -> bool:
+    """A timeout after the request went out: Telegram may have carried it out."""
+    return isinstance(exc, TimedOut) and not isinstance(
+        exc.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)
+    )
+
+
 class Sender:
     def __init__(
         self,
@@ -92,12 +122,17 @@ class Sender:
         views: dict[int, ChatView],
         on_migrate: Callable[[int, int], Awaitable[None]],
         on_blocked: Callable[[int], None],
+        *,
+        clock: Clock | None = None,
+        delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.bot = bot
         self.views = views
         self.moved: dict[int, int] = {}
         self._on_migrate = on_migrate
         self._on_blocked = on_blocked
+        self.clock: Clock = clock or SystemClock()
+        self.delays = delays
 
     def view(self, chat_id: int) -> ChatView:
         chat_id = self.moved.get(chat_id, chat_id)
@@ -105,20 +140,62 @@ class Sender:
             self.views[chat_id] = ChatView("private" if chat_id > 0 else "group")
         return self.views[chat_id]
 
-    async def call(self, chat_id: int, make: Callable[[int], Awaitable[T]]) -> T | None:
-        """``make(chat_id)``, once more at a migrated group's new id; None for a blocked chat."""
+    async def retrying(
+        self, attempt: Callable[[], Awaitable[T]], *, sends: bool = False, retry: bool = True
+    ) -> T:
+        """``attempt()``, again after transient failures while ``delays`` last; ``sends``: a
+        new message, not tried again after a second timeout that may have delivered it."""
+        delays, unsure = iter(self.delays if retry else ()), 0
+        while True:
+            try:
+                return await attempt()
+            except NetworkError as exc:
+                unsure += may_have_arrived(exc)
+                delay = next(delays, None) if transient(exc) else None
+                if delay is None or (sends and unsure > 1):
+                    raise
+                log.warning("Telegram call failed (%s): trying again in %.1f s", exc, delay)
+                await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        timer = self.clock.call_at(self.clock.now() + seconds, wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+
+    async def call(
+        self,
+        chat_id: int,
+        make: Callable[[int], Awaitable[T]],
+        *,
+        sends: bool = False,
+        retry: bool = True,
+    ) -> T | None:
+        """``make(chat_id)``, retried (``retrying``), once more at a migrated group's new id;
+        None for a blocked chat."""
         chat_id = self.moved.get(chat_id, chat_id)
         if self.view(chat_id).blocked:
             return None
+
+        async def attempt(chat: int) -> T:
+            return await self.retrying(lambda: make(chat), sends=sends, retry=retry)
+
         try:
-            return await make(chat_id)
+            return await attempt(chat_id)
         except ChatMigrated as exc:
             new_id = int(exc.new_chat_id)
             log.info("chat %s moved to %s", chat_id, new_id)
             self.moved[chat_id] = new_id
             self.views[new_id] = self.views.pop(chat_id, ChatView("supergroup"))
             await self._on_migrate(chat_id, new_id)
-            return await make(new_id)
+            return await attempt(new_id)
         except Forbidden as exc:
             log.info("chat %s cannot be written to (%s): silent until it writes", chat_id, exc)
             self.view(chat_id).blocked = True
@@ -142,7 +219,7 @@ class Sender:
             )  # fmt: skip
 
         try:
-            return await self.call(chat_id, make)
+            return await self.call(chat_id, make, sends=True)
         except BadRequest as exc:
             if not rendered.entities or not _is(exc, "entit"):
                 raise
@@ -170,7 +247,7 @@ class Sender:
                     chat, piece, message_thread_id=thread_id, reply_markup=under
                 )
 
-            last = await self.call(chat_id, make) or last
+            last = await self.call(chat_id, make, sends=True) or last
         return last
 
     async def edit(
@@ -224,7 +301,7 @@ class Sender:
                 )  # fmt: skip
 
             try:
-                await self.call(chat_id, make)
+                await self.call(chat_id, make, retry=False)  # the next push replaces it
                 return
             except BadRequest as exc:
                 if not entities or not _is(exc, "entit"):

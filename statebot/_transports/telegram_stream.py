@@ -11,22 +11,30 @@ Private chats: ``sendMessageDraft`` previews the answer (a draft lives 30 second
 4096 characters: a long answer finishes one message and goes on in the next draft); a draft has no
 buttons, so a small message with the model's name carries ⏹ Stop while the answer streams and is
 deleted when it ends. Groups: the answer is one message edited as it grows, ⏹ Stop under it.
+Whatever is shown is split to 4096 UTF-16 units after every concatenation (text that arrived
+while a message was being sent included).
+
+Drafts fail soft, by kind: a server without ``sendMessageDraft`` (404) turns them off for every
+chat, a request Telegram refuses (400) for that chat, a transient failure (5xx, timeout) for that
+answer; the answer goes on as an edited message. If the end cannot be shown, no ⏹ Stop is left
+behind and ``finish`` raises.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, InvalidToken
+from telegram.error import BadRequest, EndPointNotFound, InvalidToken, NetworkError
 
 from .._clock import Clock, TimerHandle
 from .._engine.effects import AnswerButtons, AnswerDone, AnswerRemoved, AnswerStarted
-from .telegram_format import Rendered, render, split_markdown
+from .telegram_format import Rendered, fits, render, split_markdown
 from .telegram_send import Sender, markup
 
 log = logging.getLogger("statebot.telegram")
@@ -65,6 +73,10 @@ class AnswerStream:
         self.timer: TimerHandle | None = None
         self.timer_at = 0.0
         self.done = False
+        self.drafts = True  # False once a draft failed transiently: this answer edits a message
+
+    def drafting(self) -> bool:
+        return self.private and self.drafts and self.streams.drafting(self.chat_id)
 
     # --- while streaming ------------------------------------------------------------------
 
@@ -78,7 +90,7 @@ class AnswerStream:
         if self.done or (self.push_task is not None and not self.push_task.done()):
             return
         wait_until = self.last_push + self.interval
-        drafting = self.private and self.streams.drafts
+        drafting = self.drafting()
         due = self.live != self.shown or (
             drafting and self.streams.clock.now() >= self.last_push + DRAFT_REFRESH_SECONDS
         )
@@ -112,7 +124,7 @@ class AnswerStream:
             return
         if self.live != self.shown:
             self.kick()
-        elif self.private and self.streams.drafts:  # keep the draft alive while the model thinks
+        elif self.drafting():  # keep the draft alive while the model thinks
             self._wake_at(self.last_push + DRAFT_REFRESH_SECONDS)
 
     async def _show(self) -> None:
@@ -124,21 +136,17 @@ class AnswerStream:
             )  # fmt: skip
             self.control_id = message.message_id if message else None
             self._own(self.control_id)
-        snapshot = self.live
-        pieces = split_markdown(snapshot)
-        for piece in pieces[:-1]:
-            await self._finish(piece)
-        self.live = pieces[-1] + self.live[len(snapshot) :]  # and what came meanwhile
+        while not fits(self.live):  # split again: text comes while a message is sent
+            snapshot = self.live
+            *finished, rest = split_markdown(snapshot)
+            for piece in finished:
+                await self._finish(piece)
+            self.live = rest + self.live[len(snapshot) :]  # and what came meanwhile
         text, self.shown = self.live, self.live
         if not text.strip():
             return
-        if self.private and self.streams.drafts:
-            try:
-                await sender.draft(self.chat_id, self.draft_id, render(text), self.thread_id)
-                return
-            except (BadRequest, InvalidToken) as exc:  # a Bot API server without drafts
-                log.warning("no drafts (%s): answers stream by editing a message", exc)
-                self.streams.drafts = False
+        if self.drafting() and await self._draft(text):
+            return
         if self.live_id is None:
             message = await sender.send(
                 self.chat_id, render(text), thread_id=self.thread_id, keyboard=self.keyboard
@@ -147,6 +155,25 @@ class AnswerStream:
             self._own(self.live_id)
         else:
             await sender.edit(self.chat_id, self.live_id, render(text), self.keyboard)
+
+    async def _draft(self, text: str) -> bool:
+        """The draft shown; False when it failed and the answer is to edit a message."""
+        chat_id, streams = self.chat_id, self.streams
+        try:
+            await streams.sender.draft(chat_id, self.draft_id, render(text), self.thread_id)
+            return True
+        except (InvalidToken, EndPointNotFound) as exc:  # a Bot API server without drafts
+            log.warning("no drafts (%s): answers stream by editing a message", exc)
+            streams.drafts = False
+        except BadRequest as exc:  # refused for this chat (a peer drafts cannot reach...)
+            log.warning("no drafts in chat %s (%s): its answers are edited messages", chat_id, exc)
+            streams.refused.add(chat_id)
+        except NetworkError as exc:  # Telegram struggles: this answer goes on without drafts
+            log.warning(
+                "draft in chat %s failed (%s): this answer is an edited message", chat_id, exc
+            )
+            self.drafts = False
+        return False
 
     async def _finish(self, piece: str) -> None:
         """A piece that will not change: the live message becomes it, or it is sent."""
@@ -185,14 +212,27 @@ class AnswerStream:
             self.live = done.text  # the final word (redacted, say), while nothing is final yet
         if done.footer:
             self.live = f"{self.live.rstrip()}\n\n{done.footer}"  # who answered, for the chat's own
-        for piece in split_markdown(self.live):
-            if piece.strip():
-                await self._finish(piece)
-        if self.live_id is not None:  # a blank tail: the live message is the last one
-            await self.streams.sender.set_keyboard(self.chat_id, self.live_id, None)
-            self.message_ids.append(self.live_id)
+        try:
+            for piece in split_markdown(self.live):
+                if piece.strip():
+                    await self._finish(piece)
+            if self.live_id is not None:  # a blank tail: the live message is the last one
+                await self.streams.sender.set_keyboard(self.chat_id, self.live_id, None)
+                self.message_ids.append(self.live_id)
+        except BaseException:
+            await self._abandon()
+            raise
         if self.control_id is not None:
             await self._drop_control()
+
+    async def _abandon(self) -> None:
+        """The end could not be shown: at least no ⏹ Stop stays (what was sent stays)."""
+        with contextlib.suppress(Exception):
+            if self.live_id is not None:
+                await self.streams.sender.set_keyboard(self.chat_id, self.live_id, None)
+        with contextlib.suppress(Exception):
+            if self.control_id is not None:
+                await self._drop_control()
 
     async def remove(self) -> None:
         """/forget: the draft stops (Telegram drops it), the live message and ⏹ go; the
@@ -244,13 +284,17 @@ class Streams:
         self.title_of = title_of
         self.answers: dict[int, AnswerStream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
-        self.drafts = True  # False once the Bot API server refused sendMessageDraft
+        self.drafts = True  # False once the Bot API server turned out to have no drafts
+        self.refused: set[int] = set()  # chats whose drafts Telegram refused (400)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+    def drafting(self, chat_id: int) -> bool:
+        return self.drafts and chat_id not in self.refused
 
     def streaming(self, chat_id: int) -> bool:
         return any(s.chat_id == chat_id and not s.done for s in self.answers.values())
