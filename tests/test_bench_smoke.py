@@ -67,3 +67,20 @@ async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPat
         "## 4. Streaming",
     ):
         assert title in page
+
+
+async def test_the_storage_and_split_benchmarks_run_at_a_tiny_size() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import split
+        import storage
+
+        stored = await storage.main(quick=True)
+        splits = split.main(quick=True)
+    finally:
+        sys.path.remove(str(BENCH))
+    for name in ("v4-0q", "v4-400q", "whole-400q"):
+        positive(stored[name], ("press_ms", "press_bytes", "answer_save_ms", "load_ms"), name)  # type: ignore[arg-type]
+    assert stored["v4-400q"]["press_bytes"] < stored["whole-400q"]["press_bytes"]  # type: ignore[index]
+    for row in splits["lines"] + splits["one_line"]:
+        positive(row, ("pieces", "split_s"), "split")
