@@ -19,7 +19,10 @@
         ├── ModelGone            404 model_not_found, 400 model_decommissioned
         ├── ContextTooLong       400 context length, Groq 413 over the tokens-per-minute limit
         ├── BadResponse          a body that is not the JSON the API documents
-        └── BadRequest           any other 4xx: our request is wrong, retrying will not help
+        ├── BadRequest           any other 4xx: our request is wrong, retrying will not help
+        └── LocalLimit           our own limit, not the provider's: a wait on our connection
+                                 pool, our question deadline (health ignores it; the router
+                                 tries the next provider)
 
 httpx exceptions become ProviderError in exactly one place: ``statebot._providers.classify``.
 """
@@ -93,6 +96,7 @@ class Outcome(StrEnum):
     TOO_LONG = "too_long"
     BAD_RESPONSE = "bad_response"
     BAD_REQUEST = "bad_request"
+    OURS = "ours"  # our own limit (pool, deadline): never counted against the provider
 
 
 class ProviderError(StatebotError):
@@ -174,6 +178,10 @@ class BadRequest(ProviderError):
     outcome = Outcome.BAD_REQUEST
 
 
+class LocalLimit(ProviderError):
+    outcome = Outcome.OURS
+
+
 ERROR_FOR_OUTCOME: dict[Outcome, type[ProviderError]] = {
     cls.outcome: cls
     for cls in (
@@ -189,5 +197,6 @@ ERROR_FOR_OUTCOME: dict[Outcome, type[ProviderError]] = {
         ContextTooLong,
         BadResponse,
         BadRequest,
+        LocalLimit,
     )
 }

@@ -29,6 +29,7 @@ class Timeouts:
     connect: float = 5.0
     first_token: float = 20.0
     total: float = 120.0
+    idle: float = 30.0  # the longest silence between chunks after the first token
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class HealthSettings:
     open_max_seconds: float = 30.0  # users are back within 30 s of a provider's recovery
     capacity_retry_seconds: float = 0.5
     retry_budget: float = 0.2
-    request_deadline_seconds: float = 90.0
+    request_deadline_seconds: float = 300.0  # the cap of router.question_deadline
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ _TIMEOUTS = {
     "connect": _seconds("seconds to connect; e.g. connect = 5"),
     "first_token": _seconds("seconds until an answer's first token; e.g. first_token = 20"),
     "total": _seconds("seconds for a whole answer; e.g. total = 120"),
+    "idle": _seconds("seconds of silence between chunks that cut an answer; e.g. idle = 30"),
 }
 _HEALTH = {
     "failures_to_open": _Range(
@@ -245,7 +247,7 @@ _HEALTH = {
     "open_max_seconds": _seconds("seconds: the cap of the doubling wait; e.g. 600"),
     "capacity_retry_seconds": _seconds("seconds before the one retry after a 503", zero=True),
     "retry_budget": _Range("a share of requests: 0.2 lets retries add 20%", least=0, most=1),
-    "request_deadline_seconds": _seconds("seconds for one question, all attempts; e.g. 90"),
+    "request_deadline_seconds": _seconds("seconds capping one question, all attempts; e.g. 300"),
 }
 _TELEGRAM_NUMBERS = {
     "port": _Range("0 picks a free port", whole=True, least=0, most=65535, name="a TCP port, "),

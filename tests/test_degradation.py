@@ -142,7 +142,7 @@ async def test_a_stream_broken_after_its_first_piece_keeps_the_partial(kit: BotK
     done = chat.answers[-1]
     assert not done.complete and done.text == chat.streamed != ""
     assert kit.providers.count("cerebras") == 0  # no switch after the first piece
-    assert chat.text.startswith("⚠️ Ответ оборвался")
+    assert chat.text.startswith("✂️ Ответ неполный")  # answer_cut, reason "stream"
 
 
 @pytest.mark.parametrize(

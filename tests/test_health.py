@@ -33,6 +33,7 @@ def test_every_outcome_is_in_the_table() -> None:
 TABLE = [
     # outcome, the provider's state, the model's state: after failures_to_open (3) in a row
     (Outcome.OK, "healthy", "healthy"),
+    (Outcome.OURS, "healthy", "healthy"),  # our pool, our deadline: nobody's health
     (Outcome.RATE_LIMITED, "healthy", "cooldown"),
     (Outcome.CAPACITY, "open", "healthy"),
     (Outcome.SERVER, "open", "healthy"),

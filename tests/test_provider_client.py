@@ -334,5 +334,7 @@ async def test_aclose_closes_only_a_client_it_created() -> None:
     assert not given.is_closed
     await given.aclose()
     own = OpenAICompatibleClient(make_settings())
+    pools = [own._http("groq"), own._http("cerebras")]
+    assert pools[0] is not pools[1]  # one pool per provider
     await own.aclose()
-    assert own._http.is_closed
+    assert all(pool.is_closed for pool in pools)

@@ -271,7 +271,7 @@ CASES += [
     ),
     pytest.param(
         Case(
-            Edit(S, "request_deadline_seconds = 90", "request_deadline_seconds = 0"),
+            Edit(S, "request_deadline_seconds = 300", "request_deadline_seconds = 0"),
             "health.request_deadline_seconds",
             "request_deadline_seconds = 0",
             "must be more than 0",

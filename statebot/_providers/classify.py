@@ -25,6 +25,7 @@ from .._errors import (
     BadResponse,
     ConnectFailed,
     ContextTooLong,
+    LocalLimit,
     ModelGone,
     Overloaded,
     ProviderError,
@@ -263,6 +264,15 @@ def too_large(provider: str, model: str, limit: int) -> BadResponse:
     return BadResponse(reason, provider=provider, model=model, status=200, reason=reason)
 
 
+def reset_before_headers(error: ProviderError) -> ProviderError:
+    """A connection dropped before any response: the provider never answered (ConnectFailed,
+    retried like a 500), not a stream broken mid-answer."""
+    if not isinstance(error, StreamBroken):
+        return error
+    reason = "connection reset before an answer"
+    return ConnectFailed(reason, provider=error.provider, model=error.model, reason=reason)
+
+
 def stream_ended_early(provider: str, model: str) -> StreamBroken:
     """The stream closed cleanly but without ``[DONE]`` or a finish_reason."""
     reason = "stream ended without [DONE]"
@@ -281,6 +291,8 @@ def error_from_exception(provider: str, model: str, exc: httpx.HTTPError) -> Pro
         except httpx.ResponseNotRead:
             body = b""
         return error_from_response(provider, model, response.status_code, response.headers, body)
+    if isinstance(exc, httpx.PoolTimeout):
+        return waited_for_pool(provider, model)
     if isinstance(exc, httpx.ConnectTimeout):
         cls, reason = ProviderTimeout, "connect timeout"
     elif isinstance(exc, httpx.TimeoutException):
@@ -300,12 +312,26 @@ def error_from_exception(provider: str, model: str, exc: httpx.HTTPError) -> Pro
     return cls(reason, provider=provider, model=model, reason=reason)
 
 
+def waited_for_pool(provider: str, model: str) -> LocalLimit:
+    """No free connection in our own pool for this provider in time: our limit, not theirs."""
+    reason = "waited too long for a free connection"
+    return LocalLimit(reason, provider=provider, model=model, reason=reason)
+
+
+def question_deadline_passed(provider: str, model: str, seconds: float) -> LocalLimit:
+    """The question's own deadline (router.question_deadline) cut this attempt: ours."""
+    reason = f"question deadline of {seconds:g}s passed"
+    return LocalLimit(reason, provider=provider, model=model, reason=reason)
+
+
 def deadline_passed(
-    provider: str, model: str, which: Literal["first_token", "total"], seconds: float
+    provider: str, model: str, which: Literal["first_token", "total", "idle"], seconds: float
 ) -> ProviderTimeout:
     """Our own deadline (settings' timeouts) passed before the provider answered."""
     if which == "first_token":
         reason = f"no first token within {seconds:g}s"
+    elif which == "idle":
+        reason = f"stalled: nothing for {seconds:g}s mid-answer"
     else:
         reason = f"not finished within {seconds:g}s"
     return ProviderTimeout(reason, provider=provider, model=model, reason=reason)

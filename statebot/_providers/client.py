@@ -24,45 +24,82 @@ T = TypeVar("T")
 MAX_LINE_BYTES = 1 << 20
 """One SSE line (one chunk) may not exceed 1 MiB: a real chunk is a few hundred bytes, and a
 longer line would be parsed in one blocking ``json.loads``."""
+FINISH_GRACE_SECONDS = 1.0
+"""After the finish_reason chunk, how long to wait for ``[DONE]`` (or usage) before ending: a
+stream that never sends it ends promptly, complete."""
+SPARE_CONNECTIONS = 2
+"""Each provider's pool holds ``[telegram] concurrent_updates`` connections (one per answer that
+may run at once: an answer holds one connection at a time) plus these, for probes and listings."""
 MAX_RESPONSE_BYTES = 32 << 20
 """All that one answer may send, 32 MiB: ~40 000 chunks of ~800 bytes, more than any max_tokens
 allows (reasoning included). Past either cap the answer is BadResponse ("answer too large")."""
 
 
 class _Deadlines:
-    """Time-to-first-token and total deadlines of one request, on the event loop's clock."""
+    """Time-to-first-token, idle (between chunks once started) and total deadlines of one
+    request, on the event loop's clock. ``acquired``: our pool gave the request a connection
+    (until then a deadline passing is a wait on our own pool, not the provider's fault)."""
 
     def __init__(self, timeouts: Timeouts) -> None:
-        now = asyncio.get_running_loop().time()
+        self.loop = asyncio.get_running_loop()
+        now = self.loop.time()
         self.timeouts = timeouts
         self.first_token_at = now + timeouts.first_token
         self.total_at = now + timeouts.total
+        self.last = now  # the last chunk's arrival
         self.started = False
+        self.idle = False  # the idle limit applies (a stream past its first token)
+        self.acquired = False
 
     def next(self) -> float:
-        return self.total_at if self.started else min(self.first_token_at, self.total_at)
+        if not self.started:
+            return min(self.first_token_at, self.total_at)
+        if self.idle:
+            return min(self.last + self.timeouts.idle, self.total_at)
+        return self.total_at
 
-    def which(self) -> Literal["first_token", "total"]:
-        if self.started or self.total_at <= self.first_token_at:
-            return "total"
-        return "first_token"
+    def which(self) -> Literal["first_token", "total", "idle"]:
+        if not self.started:
+            return "total" if self.total_at <= self.first_token_at else "first_token"
+        if self.idle and self.last + self.timeouts.idle < self.total_at:
+            return "idle"
+        return "total"
+
+    def seconds(self, which: Literal["first_token", "total", "idle"]) -> float:
+        return float(getattr(self.timeouts, which))
+
+    async def trace(self, event: str, info: dict[str, object]) -> None:
+        """httpcore's trace hook: any event means the pool handed out a connection."""
+        self.acquired = True
 
 
 class OpenAICompatibleClient:
     """Implements ``Backend`` over HTTP for every provider in ``settings.providers``.
 
-    One ``httpx.AsyncClient`` is shared by all providers (one connection pool); it is created here
-    unless given, and ``aclose`` closes it only when it was created here.
+    Each provider has its own ``httpx.AsyncClient`` (its own pool of ``pool_size`` connections),
+    so that one provider's long answers never make another's questions wait; a given ``http``
+    client is used for all of them instead, and ``aclose`` closes only the clients made here.
     """
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+        self._given = http
+        self._pools: dict[str, httpx.AsyncClient] = {}
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+    def _http(self, provider: str) -> httpx.AsyncClient:
+        if self._given is not None:
+            return self._given
+        pool = self._pools.get(provider)
+        if pool is None:
+            size = pool_size(self._settings)
+            limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+            pool = self._pools[provider] = httpx.AsyncClient(follow_redirects=False, limits=limits)
+        return pool
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
         """Yield the answer's visible text; a failure after the first piece is StreamBroken."""
@@ -92,15 +129,17 @@ class OpenAICompatibleClient:
         if key is None and not settings.public_models:
             raise classify.missing_key(settings.name, "", settings.key_env)
         headers = self._headers(settings, key, accept="application/json")
-        http_request = self._http.build_request(
+        clock = self._deadlines(settings.timeouts)
+        clock.started = True  # a listing has no first token; only the total deadline applies
+        http = self._http(settings.name)
+        http_request = http.build_request(
             "GET",
             f"{settings.base_url}/models",
             headers=headers,
             timeout=_httpx_timeout(settings.timeouts),
+            extensions={"trace": clock.trace},
         )
-        clock = _Deadlines(settings.timeouts)
-        clock.started = True  # a listing has no first token; only the total deadline applies
-        response = await self._within(clock, settings.name, "", self._http.send(http_request))
+        response = await self._within(clock, settings.name, "", http.send(http_request))
         if not response.is_success:
             raise classify.error_from_response(
                 settings.name, "", response.status_code, response.headers, response.content
@@ -128,18 +167,22 @@ class OpenAICompatibleClient:
         if request.max_tokens is not None:
             body[provider.max_tokens_field] = request.max_tokens
         accept = "text/event-stream" if request.stream else "application/json"
-        http_request = self._http.build_request(
+        clock = self._deadlines(provider.timeouts)
+        clock.started = not request.stream  # a whole answer has no first token to wait for
+        http = self._http(name)
+        http_request = http.build_request(
             "POST",
             f"{provider.base_url}/chat/completions",
             json=body,
             headers=self._headers(provider, key, accept=accept),
             timeout=_httpx_timeout(provider.timeouts),
+            extensions={"trace": clock.trace},
         )
-        clock = _Deadlines(provider.timeouts)
-        clock.started = not request.stream  # a whole answer has no first token to wait for
-        response = await self._within(
-            clock, name, model, self._http.send(http_request, stream=True)
-        )
+        try:
+            response = await self._within(clock, name, model, http.send(http_request, stream=True))
+        except ProviderError as error:
+            raise classify.reset_before_headers(error) from None
+        clock.acquired = True
         try:
             if not response.is_success or not request.stream or not _is_event_stream(response):
                 content = await self._within(
@@ -160,12 +203,18 @@ class OpenAICompatibleClient:
                 return
             decoder = sse.StreamDecoder(name, model)
             lines = _capped_lines(response, name, model)
+            clock.idle = True
             async with aclosing(sse.iter_events(lines)) as events:
                 while True:
                     try:
-                        event = await self._within(clock, name, model, anext(events))
-                    except StopAsyncIteration:
+                        if decoder.finish_reason is None:
+                            event = await self._within(clock, name, model, anext(events))
+                        else:  # finished: [DONE] or usage may follow, or nothing ever
+                            async with asyncio.timeout(FINISH_GRACE_SECONDS):
+                                event = await self._within(clock, name, model, anext(events))
+                    except (StopAsyncIteration, TimeoutError):
                         break
+                    clock.last = clock.loop.time()
                     piece = decoder.decode(event)
                     clock.started = clock.started or decoder.started
                     if piece:
@@ -185,12 +234,18 @@ class OpenAICompatibleClient:
             async with asyncio.timeout_at(clock.next()):
                 return await step
         except TimeoutError:
+            if not clock.acquired:
+                raise classify.waited_for_pool(provider, model) from None
             which = clock.which()
-            seconds = clock.timeouts.first_token if which == "first_token" else clock.timeouts.total
-            raise classify.deadline_passed(provider, model, which, seconds) from None
+            raise classify.deadline_passed(provider, model, which, clock.seconds(which)) from None
         except httpx.HTTPError as exc:
             # ``from None``: the httpx error holds the request, and the request holds the key.
             raise classify.error_from_exception(provider, model, exc) from None
+
+    def _deadlines(self, timeouts: Timeouts) -> _Deadlines:
+        clock = _Deadlines(timeouts)
+        clock.acquired = self._given is not None  # a given client's pool is not ours to judge
+        return clock
 
     def _provider(self, name: str, model: str) -> ProviderSettings:
         try:
@@ -204,6 +259,11 @@ class OpenAICompatibleClient:
         ours = {"Accept": accept} | ({"Authorization": f"Bearer {key}"} if key else {})
         headers = {k: v for k, v in provider.headers.items() if k.lower() not in ("authorization",)}
         return headers | ours
+
+
+def pool_size(settings: Settings) -> int:
+    """Connections in each provider's pool: one per answer that may run at once, plus spares."""
+    return settings.telegram.concurrent_updates + SPARE_CONNECTIONS
 
 
 def _httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:

@@ -304,7 +304,9 @@ class HealthBoard:
         assert self.probe is not None
         model_key = self._probe_model(provider.provider)
         try:
-            async with asyncio.timeout(self.settings.health.request_deadline_seconds):
+            timeouts = self.settings.providers[provider.provider].timeouts
+            limit = min(self.settings.health.request_deadline_seconds, timeouts.total)
+            async with asyncio.timeout(limit):  # one probe-sized answer: within its total
                 await self.probe(provider.provider, model_key)
         except ProviderError as error:
             if provider.state != "half_open":

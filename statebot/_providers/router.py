@@ -26,6 +26,8 @@ RETRY_TOKENS_START = 1.0  # so that a fresh bot's first transient 503 still gets
 RETRY_TOKENS_CAP = 10.0  # bounds a burst of retries after a long quiet spell
 _MODEL_LEVEL = frozenset({Outcome.RATE_LIMITED, Outcome.MODEL_GONE})
 _STOP = {Outcome.TOO_LONG: "too_long", Outcome.BAD_REQUEST: "bad_request"}
+_RETRIED = frozenset({Outcome.CAPACITY})  # once, jittered (500 and resets: not yet, see issue 14)
+SHORT_RETRY_AFTER = 2.0  # a 429 announcing at most this wait is retried on the same model
 
 OnDelta = Callable[[str], Awaitable[None]]
 OnEvent = Callable[["RouteEvent"], Awaitable[None]]
@@ -75,12 +77,27 @@ class _Run:
     retired: bool = False  # the chosen entry lost its last served id during this question
     broken: bool = False  # the answer stopped after its first piece
     cut: str = ""  # the answer's Cut reason ("length"): complete, but not whole
+    seconds: float = 0.0  # the question's deadline (question_deadline) and when it passes
+    deadline_at: float = 0.0
     on_event: OnEvent | None = None
     reported: int = 0  # events already passed to on_event
 
     def event(self, name: str, **data: str | int) -> dict[str, str | int]:
         self.events.append(RouteEvent(name, data))
         return data
+
+
+def question_deadline(settings: Settings, chain: list[str]) -> float:
+    """One question's deadline: ``min(cap, max(first_token) + max(total))`` over the providers of
+    the entries in ``chain``, cap = ``[health] request_deadline_seconds``.
+
+    The worst a question needs is one silent attempt cut at its first-token limit, then a whole
+    answer from the slowest provider: a provider streaming within its own ``total`` is never cut
+    by us. When it still passes, the attempt in flight is ours (``Outcome.OURS``), not the
+    provider's."""
+    timeouts = [settings.providers[settings.models[key].provider].timeouts for key in chain]
+    longest = max(t.first_token for t in timeouts) + max(t.total for t in timeouts)
+    return min(settings.health.request_deadline_seconds, longest)
 
 
 class Router:
@@ -146,7 +163,9 @@ class Router:
         budget = self._settings.health.retry_budget
         self._tokens = min(RETRY_TOKENS_CAP, self._tokens + budget)
         run = _Run(model_key, on_event=on_event)
-        deadline = asyncio.timeout(self._settings.health.request_deadline_seconds)
+        run.seconds = question_deadline(self._settings, self.chain(model_key))
+        run.deadline_at = asyncio.get_running_loop().time() + run.seconds
+        deadline = asyncio.timeout_at(run.deadline_at)
         try:
             async with deadline:
                 await self._route(run, messages, on_delta)
@@ -189,7 +208,12 @@ class Router:
                 try:
                     await self._stream(run, model, model_id, messages, on_delta)
                 except ProviderError as error:
+                    if not run.pieces and not retried and await self._again(run, model, error):
+                        retried = True
+                        continue
                     self._failed(run, model, error)
+                    if error.outcome is Outcome.OURS and not run.pieces:
+                        break  # our own limit: the next provider, nobody's health changes
                     if run.pieces:
                         self._broken(run, key)
                         return
@@ -202,11 +226,6 @@ class Router:
                     if error.outcome in _STOP:
                         run.event(_STOP[error.outcome], model=key, reason=error.public)
                         return
-                    if error.outcome is Outcome.CAPACITY and not retried and self._spend():
-                        retried = True
-                        jitter = self._rng.uniform(0.5, 1.5)
-                        await self._sleep(self._settings.health.capacity_retry_seconds * jitter)
-                        continue
                     if key == run.chosen:
                         run.model_level = error.outcome in _MODEL_LEVEL
                         self._chosen_down(run, error.public)
@@ -249,6 +268,30 @@ class Router:
             run.reported += 1
             await run.on_event(run.events[run.reported - 1])
 
+    async def _again(self, run: _Run, model: ModelSettings, error: ProviderError) -> bool:
+        """Retry once on the same model (after a wait): a 429 announcing at most
+        SHORT_RETRY_AFTER when the deadline allows, or a 503/500/reset before headers (jittered
+        ``capacity_retry_seconds``); each within the retry budget. The first failure is then
+        not fed to health: the retry's outcome is."""
+        if error.outcome is Outcome.RATE_LIMITED:
+            wait = getattr(error, "retry_after", None)
+            if wait is None or wait > SHORT_RETRY_AFTER:
+                return False
+            first_token = self._settings.providers[model.provider].timeouts.first_token
+            if asyncio.get_running_loop().time() + wait + first_token > run.deadline_at:
+                return False
+        elif error.outcome in _RETRIED:
+            wait = self._settings.health.capacity_retry_seconds * self._rng.uniform(0.5, 1.5)
+        else:
+            return False
+        if not self._spend():
+            return False
+        run.current = None
+        run.attempts.append(self._attempt(run, model, error.outcome))
+        log.info("%s: %s, retrying in %.2fs", model.key, error.reason, wait)
+        await self._sleep(wait)
+        return True
+
     def _attempt(
         self, run: _Run, model: ModelSettings, outcome: Outcome | None, skipped: str = ""
     ) -> Attempt:
@@ -273,7 +316,7 @@ class Router:
         where = {"provider": model.provider}  # a field of JSON log lines
         log.info("%s failed: %s (%s)", model.key, error.outcome, error.reason, extra=where)
         log.debug("%s failed", model.key, exc_info=error, extra=where)  # the traceback
-        if error.outcome is not Outcome.MODEL_GONE:  # a retired id is the catalog's business
+        if error.outcome not in (Outcome.MODEL_GONE, Outcome.OURS):  # the catalog's, ours
             self._health.record_error(model.key, error)
         run.attempts.append(self._attempt(run, model, error.outcome))
 
@@ -286,9 +329,11 @@ class Router:
         )  # fmt: skip
 
     def _broken(self, run: _Run, key: str) -> None:
-        run.answered, run.broken = key, True
+        """The answer stopped after its first piece (dropped, stalled, our deadline): it is
+        cut, never complete: ``answer_cut`` with reason "stream"."""
+        run.answered, run.broken, run.cut = key, True, "stream"
         self._fallback_answered(run)
-        run.event("stream_broken", model=key)
+        run.event("answer_cut", model=key, reason="stream")
 
     def _fallback_answered(self, run: _Run) -> None:
         if run.answered is not None and run.answered != run.chosen:
@@ -300,10 +345,9 @@ class Router:
 
     def _deadline_passed(self, run: _Run) -> None:
         """The deadline cut an attempt: a timeout of that model, a broken stream if it spoke."""
-        if run.current is not None:
+        if run.current is not None:  # ours: the provider was within its own limits
             model = self._settings.models[run.current]
-            self._health.record(model.key, Outcome.TIMEOUT, reason="request deadline passed")
-            run.attempts.append(self._attempt(run, model, Outcome.TIMEOUT))
+            run.attempts.append(self._attempt(run, model, Outcome.OURS))
             if run.pieces:
                 self._broken(run, model.key)
                 return

@@ -9,12 +9,14 @@ chunk with an ``error`` key, ``finish_reason: "error"``); and reasoning models p
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import classify
 
+log = logging.getLogger(__name__)
 REASONING_FIELDS = ("reasoning", "reasoning_content", "reasoning_details")
 _OPEN, _CLOSE = "<think>", "</think>"
 
@@ -127,11 +129,11 @@ class StreamDecoder:
         try:
             chunk = json.loads(event.data)
         except ValueError:
-            raise classify.bad_response(
-                self.provider, self.model, "stream data is not JSON"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise classify.bad_response(self.provider, self.model, "stream data is not an object")
+            chunk = None
+        if not isinstance(chunk, dict):  # one malformed chunk is skipped, not the whole answer
+            log.warning("%s %s: skipped a stream chunk that is no JSON object", self.provider,
+                        self.model)  # fmt: skip
+            return ""
         if chunk.get("error"):
             raise classify.error_from_payload(self.provider, self.model, chunk)
         choice = _first_choice(chunk)
