@@ -57,12 +57,16 @@ async def test_event_error_without_data_is_still_dispatched() -> None:
     [
         (["<think>plan</think>Answer"], "Answer"),
         (["<think>plan</think>\n\nAnswer"], "Answer"),
-        (["Hi <thi", "nk>secret</th", "ink> there"], "Hi  there"),
+        # past the start, the tag is text: an answer about reasoning models mentions it
+        (["Hi <thi", "nk>secret</th", "ink> there"], "Hi <think>secret</think> there"),
+        (["Use <think> tags"], "Use <think> tags"),
+        (["  \n<thi", "nk>plan</think>\n\nAnswer"], "Answer"),  # whitespace first: the start
         (["<", "t", "h", "i", "n", "k", ">", "x", "<", "/", "think", ">", "ok"], "ok"),
         (["a < b and c <th", "e end"], "a < b and c <the end"),
         (["ends with <thi"], "ends with <thi"),  # never became a tag: it is text
         (["<think>never closed"], ""),
-        (["one<think>1</think>two<think>2</think>three"], "onetwothree"),
+        (["one<think>1</think>two"], "one<think>1</think>two"),
+        (["<think>1</think><think>2</think>three"], "three"),  # blocks at the start, in a row
         (["plain ", "text"], "plain text"),
     ],
 )

@@ -53,11 +53,14 @@ async def iter_events(lines: AsyncIterable[str]) -> AsyncGenerator[SSEEvent, Non
 
 
 class ThinkFilter:
-    """Drops ``<think>…</think>`` from text that arrives in arbitrary pieces.
+    """Drops a ``<think>…</think>`` block at the start of an answer, from text that arrives in
+    arbitrary pieces.
 
-    A tag can be split across chunks (``"<thi"`` + ``"nk>"``), so a tail that could still become
-    a tag is held back until the next piece decides. An unclosed block at the end is dropped, and
-    so is leading whitespace (the blank lines after ``</think>``; Telegram trims it anyway).
+    Reasoning models open their answer with it; once visible text has begun, ``<think>`` is
+    text (an answer about these models mentions the tag). A tag can be split across chunks
+    (``"<thi"`` + ``"nk>"``), so a start that could still become the tag is held back until the
+    next piece decides. An unclosed block at the end is dropped, and so is leading whitespace
+    (the blank lines after ``</think>``; Telegram trims it anyway).
     """
 
     def __init__(self) -> None:
@@ -68,18 +71,25 @@ class ThinkFilter:
     def feed(self, text: str) -> str:
         buf, out = self._held + text, []
         while buf:
-            tag = _CLOSE if self._inside else _OPEN
-            at = buf.find(tag)
-            if at >= 0:
-                if not self._inside:
-                    out.append(self._visible(buf[:at]))
-                buf, self._inside = buf[at + len(tag) :], not self._inside
+            if self._inside:
+                at = buf.find(_CLOSE)
+                if at >= 0:
+                    buf, self._inside = buf[at + len(_CLOSE) :], False
+                    continue
+                buf = buf[len(buf) - _partial_tag_len(buf, _CLOSE) :]
+                break
+            if self._shown:  # past the start: a tag is text now
+                out.append(buf)
+                buf = ""
+                break
+            head = buf.lstrip()
+            if head.startswith(_OPEN):
+                buf, self._inside = head[len(_OPEN) :], True
                 continue
-            keep = _partial_tag_len(buf, tag)
-            if not self._inside:
-                out.append(self._visible(buf[: len(buf) - keep]))
-            buf = buf[len(buf) - keep :]
-            break
+            if _OPEN.startswith(head):  # nothing yet, or the start of the tag: wait
+                break
+            out.append(self._visible(buf))
+            buf = ""
         self._held = buf
         return "".join(out)
 
