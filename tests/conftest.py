@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import Fakes, Processes
 
 from statebot.testing import BotKit
 
@@ -81,3 +82,20 @@ def narrowed(session: pytest.Session) -> list[str]:
     if session.testsfailed:
         reasons.append(f"{session.testsfailed} tests failed")
     return reasons
+
+
+@pytest.fixture
+def fakes() -> Iterator[Fakes]:
+    """The Bot API and the three providers on 127.0.0.1, for tests of a real ``statebot run``."""
+    with Fakes().running() as running:
+        yield running
+
+
+@pytest.fixture
+def procs(tmp_path: Path, fakes: Fakes) -> Iterator[Processes]:
+    """The ``statebot run`` processes a test starts; whatever is left is killed after it."""
+    started = Processes(tmp_path, fakes)
+    try:
+        yield started
+    finally:
+        started.kill_all()

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import tomli_w
 from e2e_support import (
     BY_CEREBRAS,
@@ -28,21 +26,6 @@ from e2e_support import (
 from prometheus_client.parser import text_string_to_metric_families
 
 CHAT = 7
-
-
-@pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    with Fakes().running() as running:
-        yield running
-
-
-@pytest.fixture
-def procs(tmp_path: Path, fakes: Fakes) -> Iterator[Processes]:
-    started = Processes(tmp_path, fakes)
-    try:
-        yield started
-    finally:
-        started.kill_all()
 
 
 def scrape(base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

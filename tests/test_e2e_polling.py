@@ -4,7 +4,6 @@ Bot API and of Groq, Cerebras and OpenRouter, stopped and started again mid-answ
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,21 +35,6 @@ from e2e_support import (
 from statebot._fakes.bot_api import FakeBotApi, Sent
 
 CHAT = 7
-
-
-@pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    with Fakes().running() as running:
-        yield running
-
-
-@pytest.fixture
-def procs(tmp_path: Path, fakes: Fakes) -> Iterator[Processes]:
-    started = Processes(tmp_path, fakes)
-    try:
-        yield started
-    finally:
-        started.kill_all()
 
 
 @pytest.fixture

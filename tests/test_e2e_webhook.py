@@ -57,12 +57,6 @@ class Webhook:
 
 
 @pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    with Fakes().running() as running:
-        yield running
-
-
-@pytest.fixture
 def webhook(tmp_path: Path, fakes: Fakes) -> Iterator[Webhook]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram"

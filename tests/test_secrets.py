@@ -8,22 +8,14 @@ import json
 import signal
 import sqlite3
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import tomli_w
 from e2e_support import KEYS, SECRET, BotProcess, Fakes, Processes, bot_env, write_settings
 
 from statebot._fakes.bot_api import FakeBotApi
 
 USER, ADMIN = 7, 4242
-
-
-@pytest.fixture
-def fakes() -> Iterator[Fakes]:
-    with Fakes().running() as running:
-        yield running
 
 
 def _press(bot: BotProcess, api: FakeBotApi, chat: int, label: str) -> None:
