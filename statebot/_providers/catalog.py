@@ -22,7 +22,7 @@ from typing import Literal
 
 from .._clock import Clock, TimerHandle
 from .._errors import ProviderError
-from .._settings import ModelSettings, Settings
+from .._settings import Settings
 from .base import Backend
 
 log = logging.getLogger("statebot.catalog")
@@ -42,6 +42,7 @@ class Resolution:
     source: Source  # served: the provider lists it; lock / listed: the provider was not asked
     why: str
     has_key: bool = True
+    unreachable: bool = False  # the provider was asked and did not answer
 
     @property
     def servable(self) -> bool:
@@ -101,20 +102,23 @@ class Catalog:
             listed = ", ".join(model.ids)
             why = f"retired: {model.provider} serves none of {listed}"
             return Resolution(key, model.provider, None, "none", why, has_key)
-        if self._unreachable.get(model.provider):
+        unreachable = bool(self._unreachable.get(model.provider))
+        if unreachable:
             prefix = f"{model.provider} not reachable ({self._unreachable[model.provider]})"
         elif not has_key and not self.settings.providers[model.provider].public_models:
             prefix = "not asked"
         else:
             prefix = f"{model.provider} not asked yet"
         locked = self.settings.locked.get(key)
+        info = (has_key, unreachable)
         if locked in usable:
-            return Resolution(key, model.provider, locked, "lock", f"{prefix}: lock file", has_key)
+            why = f"{prefix}: lock file"
+            return Resolution(key, model.provider, locked, "lock", why, *info)
         if usable:
             why = f"{prefix}: first listed id"
-            return Resolution(key, model.provider, usable[0], "listed", why, has_key)
+            return Resolution(key, model.provider, usable[0], "listed", why, *info)
         why = f"retired: {model.provider} answered model_not_found for every id"
-        return Resolution(key, model.provider, None, "none", why, has_key)
+        return Resolution(key, model.provider, None, "none", why, *info)
 
     def model_id(self, key: str) -> str | None:
         return self.resolve(key).model_id
@@ -242,9 +246,3 @@ class Catalog:
                     self.on_change(old, now)
                 except Exception:  # a failing listener must not stop the catalog
                     log.exception("catalog listener failed for %s", key)
-
-
-def describe(model: ModelSettings, resolution: Resolution) -> str:
-    """One line for an admin: the entry, the id in use and why."""
-    used = resolution.model_id or "—"
-    return f"{model.key}: {used} ({resolution.why})"

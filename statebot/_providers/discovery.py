@@ -31,7 +31,7 @@ def status_of(resolution: Resolution) -> str:
         return "no key"
     if resolution.source == "served":
         return "served" if resolution.why == "served" else "preferred id missing"
-    if "not reachable" in resolution.why:
+    if resolution.unreachable:
         return "not reachable"
     return "not checked"
 

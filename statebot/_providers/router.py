@@ -136,14 +136,13 @@ class Router:
         provider's fallback entry is its ``fallback_model`` while that is servable, else its
         first servable entry.
         """
-        chosen = self._settings.models[model_key]
+        chosen = self._settings.models[model_key].provider
+        others = [name for name in self._settings.bot.fallback if name != chosen]
         keys = [model_key]
-        for name in (chosen.provider, *self._settings.bot.fallback):
-            if name == chosen.provider and len(keys) > 1:
-                continue
-            fallback = self.catalog.fallback_entry(name)
-            if fallback is None:
-                fallback = self._settings.providers[name].fallback_model
+        for name in (chosen, *others):
+            fallback = (
+                self.catalog.fallback_entry(name) or self._settings.providers[name].fallback_model
+            )
             if fallback is not None and fallback not in keys:
                 keys.append(fallback)
         return keys
@@ -179,11 +178,11 @@ class Router:
 
     async def probe(self, provider: str, model_key: str) -> None:
         """One health probe: a tiny question; raises the ProviderError if it fails."""
-        key = (
-            model_key if self.catalog.model_id(model_key) else self.catalog.fallback_entry(provider)
-        )
+        stand_in = self.catalog.fallback_entry(provider)  # when model_key has no id left
         model_id = (
-            self.catalog.model_id(key or model_key) or self._settings.models[model_key].ids[0]
+            self.catalog.model_id(model_key)
+            or (stand_in and self.catalog.model_id(stand_in))
+            or self._settings.models[model_key].ids[0]
         )
         question = ({"role": "user", "content": "ping"},)
         request = ChatRequest(provider, model_id, question, probe=True, max_tokens=1)
