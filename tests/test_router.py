@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from small_settings import CEREBRAS, GPT_OSS, KEYS, QWEN, make_settings
+from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, QWEN, make_settings
 
 from statebot._clock import FakeClock
 from statebot._errors import (
@@ -254,6 +254,112 @@ async def test_deadline_after_first_piece_ends_with_the_partial() -> None:
     assert result.attempts[-1].outcome is Outcome.OURS  # our deadline, not the provider's fault
     assert w.health.status("groq").state == "healthy"
     assert w.backend.count("cerebras") == 0
+
+
+# --- restarting a cut answer on the fallback -------------------------------------------------
+
+
+@dataclass
+class Restarts:
+    """``may_restart`` for ``Router.ask``: answers ``allow`` and counts its calls; ``seen`` is
+    what had been shown and the events heard when it was called."""
+
+    allow: bool = True
+    calls: int = 0
+    seen: list[tuple[str, list[str]]] = field(default_factory=list)
+    heard: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+
+    async def may_restart(self) -> bool:
+        self.calls += 1
+        self.seen.append(("".join(self.shown), list(self.heard)))
+        self.shown.clear()  # the caller discards what was shown
+        return self.allow
+
+    async def on_delta(self, piece: str) -> None:
+        self.shown.append(piece)
+
+    async def on_event(self, event: Any) -> None:
+        self.heard.append(event.name)
+
+
+async def ask_restartable(w: World, restarts: Restarts, model_key: str = GPT_OSS) -> RouteResult:
+    question = [{"role": "user", "content": "hi"}]
+    return await w.router.ask(
+        model_key, question, restarts.on_delta, restarts.on_event,
+        may_restart=restarts.may_restart,
+    )  # fmt: skip
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a cut answer restarts on the fallback")
+async def test_a_cut_answer_restarts_on_the_next_entry_when_allowed() -> None:
+    w, restarts = world(failures_to_open=1), Restarts()
+    w.backend.break_after("groq", pieces=1)
+    result = await ask_restartable(w, restarts)
+    assert restarts.calls == 1 and restarts.seen[0][0] != ""  # asked after the first piece
+    assert restarts.heard[0] == "answer_restarted"  # told at once, before the fallback's pieces
+    restarted = result.events[0]
+    assert restarted.data == {"model": GPT_OSS, "to": CEREBRAS, "reason": "stream"}
+    assert names(result) == ["answer_restarted", "answered_by_fallback"]
+    assert (result.model_key, result.complete, result.cut) == (CEREBRAS, True, "")
+    assert result.text == "".join(restarts.shown) == "[gpt-oss-120b] answer to: hi"
+    assert [(a.model_key, a.outcome) for a in result.attempts] == [
+        (GPT_OSS, Outcome.BROKEN_STREAM), (CEREBRAS, Outcome.OK)
+    ]  # fmt: skip
+    assert w.health.status("groq").state == "open"  # the cut counted, as before
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a cut answer restarts on the fallback")
+@pytest.mark.parametrize("allow", [False, None])
+async def test_a_cut_answer_is_cut_when_the_caller_says_no(allow: bool | None) -> None:
+    w, restarts = world(), Restarts(allow=bool(allow))
+    w.backend.break_after("groq", pieces=1)
+    question = [{"role": "user", "content": "hi"}]
+    may_restart = restarts.may_restart if allow is not None else None
+    result = await w.router.ask(
+        GPT_OSS, question, restarts.on_delta, restarts.on_event, may_restart=may_restart
+    )
+    assert names(result) == ["answer_cut"] and result.cut == "stream" and not result.complete
+    assert result.events[0].data == {"model": GPT_OSS, "reason": "stream"}
+    assert w.backend.count("cerebras") == 0
+    assert restarts.calls == (1 if allow is not None else 0)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a cut answer restarts on the fallback")
+async def test_each_entry_restarts_once_then_the_last_one_is_cut() -> None:
+    w, restarts = world(), Restarts()
+    for provider in KEYS:
+        w.backend.break_after(provider, pieces=1)
+    result = await ask_restartable(w, restarts)
+    assert [(e.name, e.data.get("to")) for e in result.events] == [
+        ("answer_restarted", CEREBRAS), ("answer_restarted", FREE),
+        ("answered_by_fallback", None), ("answer_cut", None),
+    ]  # fmt: skip
+    assert result.events[-1].data == {"model": FREE, "reason": "stream"}
+    assert restarts.calls == 2  # not asked when nothing is left to restart on
+    assert w.backend.count() == 3 and not result.complete and result.model_key == FREE
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a cut answer restarts on the fallback")
+async def test_no_restart_without_a_next_entry() -> None:
+    w, restarts = world(), Restarts()
+    for provider in ("cerebras", "openrouter"):
+        w.backend.fail(provider, 403)
+        await w.ask()  # both disabled: Groq is the only one left
+    w.backend.break_after("groq", pieces=1)
+    result = await ask_restartable(w, restarts)
+    assert names(result) == ["answer_cut"] and restarts.calls == 0
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a cut answer restarts on the fallback")
+async def test_a_restart_whose_fallback_fails_before_speaking_goes_on() -> None:
+    w, restarts = world(), Restarts()
+    w.backend.break_after("groq", pieces=1)
+    w.backend.fail("cerebras", 403)
+    result = await ask_restartable(w, restarts)
+    assert names(result)[0] == "answer_restarted" and result.events[0].data["to"] == CEREBRAS
+    assert (result.model_key, result.complete) == (FREE, True)
+    assert result.text == "".join(restarts.shown)
 
 
 # --- the scripted backend itself -------------------------------------------------------------
