@@ -34,7 +34,7 @@ from tornado.web import RequestHandler
 
 from ._errors import Outcome
 from ._providers.health import STATES, HealthBoard
-from ._providers.router import OnDelta, OnEvent, Router, RouteResult
+from ._providers.router import MayRestart, OnDelta, OnEvent, Router, RouteResult
 
 log = logging.getLogger("statebot.metrics")
 
@@ -190,6 +190,8 @@ class MeteredRouter(Router):
         messages: list[dict[str, str]],
         on_delta: OnDelta | None = None,
         on_event: OnEvent | None = None,
+        *,
+        may_restart: MayRestart | None = None,
     ) -> RouteResult:
         metrics, clock = self.metrics, self._clock
         start, spoke = clock.now(), False
@@ -204,7 +206,9 @@ class MeteredRouter(Router):
 
         with metrics.in_flight.track_inprogress():
             try:
-                result = await super().ask(model_key, messages, delta, on_event)
+                result = await super().ask(
+                    model_key, messages, delta, on_event, may_restart=may_restart
+                )
             except asyncio.CancelledError:
                 metrics.answers.labels("stopped").inc()
                 raise

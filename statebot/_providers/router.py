@@ -31,6 +31,7 @@ SHORT_RETRY_AFTER = 2.0  # a 429 announcing at most this wait is retried on the 
 
 OnDelta = Callable[[str], Awaitable[None]]
 OnEvent = Callable[["RouteEvent"], Awaitable[None]]
+MayRestart = Callable[[], Awaitable[bool]]
 Sleep = Callable[[float], Awaitable[object]]
 
 
@@ -81,6 +82,7 @@ class _Run:
     deadline_at: float = 0.0
     on_event: OnEvent | None = None
     reported: int = 0  # events already passed to on_event
+    may_restart: MayRestart | None = None
 
     def event(self, name: str, **data: str | int) -> dict[str, str | int]:
         self.events.append(RouteEvent(name, data))
@@ -153,15 +155,23 @@ class Router:
         messages: list[dict[str, str]],
         on_delta: OnDelta | None = None,
         on_event: OnEvent | None = None,
+        *,
+        may_restart: MayRestart | None = None,
     ) -> RouteResult:
         """Answer with ``model_key`` or a fallback, streaming the pieces to ``on_delta``.
 
         ``on_event`` hears each event as soon as the user should: ``provider_down`` just before
-        the fallback's first piece (so the notice comes before the answer), the rest at the end.
+        the fallback's first piece (so the notice comes before the answer), ``answer_restarted``
+        at once, the rest at the end.
+
+        ``may_restart``: asked when an answer is cut mid-stream and a next entry could answer;
+        True means the caller has discarded what was shown (nothing final was), and the question
+        starts again on that entry, whose pieces stream from the start. Each entry is left this
+        way at most once; otherwise (None, False, nothing left) the answer is ``answer_cut``.
         """
         budget = self._settings.health.retry_budget
         self._tokens = min(RETRY_TOKENS_CAP, self._tokens + budget)
-        run = _Run(model_key, on_event=on_event)
+        run = _Run(model_key, on_event=on_event, may_restart=may_restart)
         run.seconds = question_deadline(self._settings, self.chain(model_key))
         run.deadline_at = asyncio.get_running_loop().time() + run.seconds
         deadline = asyncio.timeout_at(run.deadline_at)
@@ -194,7 +204,8 @@ class Router:
     async def _route(
         self, run: _Run, messages: list[dict[str, str]], on_delta: OnDelta | None
     ) -> None:
-        for key in self.chain(run.chosen):
+        chain = self.chain(run.chosen)
+        for index, key in enumerate(chain):
             model = self._settings.models[key]
             if not self._worth_trying(run, model):
                 continue
@@ -214,6 +225,8 @@ class Router:
                     if error.outcome is Outcome.OURS and not run.pieces:
                         break  # our own limit: the next provider, nobody's health changes
                     if run.pieces:
+                        if await self._restart(run, key, chain[index + 1 :]):
+                            break
                         self._broken(run, key)
                         return
                     if error.outcome is Outcome.MODEL_GONE:
@@ -326,6 +339,22 @@ class Router:
             "provider_down", provider=model.provider, model=model.key, reason=reason,
             episode=episode, offered="",
         )  # fmt: skip
+
+    async def _restart(self, run: _Run, key: str, rest: list[str]) -> bool:
+        """Start the question again on the next entry that can serve, if the caller agrees
+        (``may_restart``): ``answer_restarted`` is reported at once, what was said is dropped."""
+        if run.may_restart is None:
+            return False
+        models = self._settings.models
+        after = (k for k in rest if self._worth_trying(run, models[k]) and self._servable(k))
+        to = next(after, None)
+        if to is None or not await run.may_restart():
+            return False
+        run.pieces.clear()
+        run.cut = ""
+        run.event("answer_restarted", model=key, to=to, reason="stream")
+        await self._report(run)
+        return True
 
     def _broken(self, run: _Run, key: str) -> None:
         """The answer stopped after its first piece (dropped, stalled, our deadline): it is
