@@ -125,8 +125,8 @@ async def test_missing_key_disables_groq_before_any_request(
 
 
 @pytest.mark.parametrize(
-    "failure", [429, 401, 402, Outcome.REGION, 404, 500, 502, Outcome.TIMEOUT, Outcome.CONNECT,
-                Outcome.BAD_RESPONSE, Outcome.BROKEN_STREAM]
+    "failure", [429, 401, 402, Outcome.REGION, 404, Outcome.TIMEOUT, Outcome.BAD_RESPONSE,
+                Outcome.BROKEN_STREAM]
 )  # fmt: skip
 async def test_failures_move_on_at_once(failure: int | Outcome) -> None:
     w = world()
@@ -135,6 +135,35 @@ async def test_failures_move_on_at_once(failure: int | Outcome) -> None:
     assert result.model_key == CEREBRAS and w.sleeps == []
     assert w.backend.count("groq") == 1
     assert (await w.ask()).model_key in (GPT_OSS, CEREBRAS)  # the chat's choice is kept
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: one 500 or reset is retried")
+@pytest.mark.parametrize("failure", [500, 502, Outcome.CONNECT])
+async def test_one_500_or_reset_is_retried_once_on_the_same_model(failure: int | Outcome) -> None:
+    w = world()
+    w.backend.fail("groq", failure, times=1)
+    result = await w.ask()
+    assert (result.model_key, result.complete, result.events) == (GPT_OSS, True, [])
+    assert w.backend.count("groq") == 2 and w.backend.count("cerebras") == 0
+    assert len(w.sleeps) == 1 and 0.25 <= w.sleeps[0] <= 0.75  # capacity_retry_seconds, jittered
+    assert w.health.status("groq").state == "healthy"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: one 500 or reset is retried")
+@pytest.mark.parametrize("failure", [500, Outcome.CONNECT])
+async def test_a_lasting_500_or_reset_is_retried_once_then_fails_over(
+    failure: int | Outcome,
+) -> None:
+    w = world()
+    w.backend.fail("groq", failure, times=2)
+    result = await w.ask()
+    assert result.model_key == CEREBRAS and result.complete
+    assert (w.backend.count("groq"), len(w.sleeps)) == (2, 1)
+    assert [a.outcome for a in result.attempts][:2] == [failure_outcome(failure)] * 2
+
+
+def failure_outcome(failure: int | Outcome) -> Outcome:
+    return failure if isinstance(failure, Outcome) else Outcome.SERVER
 
 
 async def test_a_fallback_answers_one_question_only() -> None:
