@@ -5,7 +5,9 @@ rendering, which fetches from the network, is never called). Telegram counts its
 limit in UTF-16 code units, so an emoji counts twice. Answers are split in their Markdown, at a
 paragraph or a line where possible, and a code block cut in two is closed and opened again, so
 that every piece renders on its own and a piece already sent never changes; each piece also fits
-as raw text, so that the plain-text fallback loses nothing.
+as raw text, so that the plain-text fallback loses nothing. A table cut in two repeats its header
+row in the next piece. The same splitter serves Rich Messages (``telegram_rich``), whose limits
+are not the entity path's: ``split_markdown`` takes the measure a piece must pass (``fit``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _JOINERS = ("\u200d", "\ufe0f", "\u20e3")  # a cut never separates these from th
 # ("__init__"), which CommonMark would read as italics or bold and so eat.
 _INTRAWORD = re.compile(r"(?<=[^\W_])([*_]+)(?=[^\W_])")
 _DUNDER = re.compile(r"(?<![\w*])__([^\W_](?:\w*[^\W_])?)__(?![\w*])")
+_TABLE_ROW = re.compile(r"^ {0,3}\|")
+_TABLE_RULE = re.compile(r"^ {0,3}\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 
 
 def utf16_len(text: str) -> int:
@@ -106,45 +110,69 @@ def fits(source: str, limit: int = TEXT_LIMIT) -> bool:
     return utf16_len(source) <= limit and utf16_len(render(source).text) <= limit
 
 
-def split_markdown(source: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """``source`` in pieces that each fit as Markdown and as plain text; the last may be short."""
+def split_markdown(
+    source: str, limit: int = TEXT_LIMIT, fit: Callable[[str], bool] | None = None
+) -> list[str]:
+    """``source`` in pieces that each fit as Markdown and as plain text; the last may be short.
+    ``fit``: the test a piece must pass instead (no piece then holds more than ``limit``
+    characters)."""
+    test = fit or (lambda text: fits(text, limit))
     pieces: list[str] = []
     rest = source
-    while not fits(rest, limit):
-        head, rest = _cut(rest, limit)
+    while not test(rest):
+        head, rest = _cut(rest, limit, test, by_size=fit is None)
         pieces.append(head)
     if rest.strip() or not pieces:
         pieces.append(rest)
     return pieces
 
 
-def _cut(text: str, limit: int) -> tuple[str, str]:
-    """The longest head that fits, cut at a paragraph, else a line, else a character."""
+def _cut(text: str, limit: int, fit: Callable[[str], bool], *, by_size: bool) -> tuple[str, str]:
+    """The longest head that fits, cut at a paragraph, else a line, else a character; a
+    paragraph or line cut only if it keeps half the limit (``by_size``), else half the longest
+    head that fits (a measure of its own, such as a count of blocks)."""
 
     def closed(cut: int) -> tuple[str, str]:
         head, tail = text[:cut], text[cut:]
         fence = open_fence(head)
         marker = _FENCE.match(fence) if fence and len(fence) < limit // 4 else None
         if fence is None or marker is None:
-            return head, tail
+            header = table_header(head, tail)
+            return (head, tail) if header is None else (head, header + tail)
         return head.rstrip("\n") + "\n" + marker.group(1), fence + "\n" + tail
 
     def ok(cut: int) -> bool:
-        return fits(closed(cut)[0], limit)
+        return fit(closed(cut)[0])
 
     window = text[: limit + 1]  # a head that fits has at most ``limit`` characters: linear time
+    characters = range(1, min(len(text), limit + 1))
+    floor = limit // 2 if by_size else utf16_len(text[: (_largest(characters, ok) or 2) // 2])
     for pattern in ("\n\n", "\n"):
         cuts = [m.end() for m in re.finditer(pattern, window) if 0 < m.end() < len(text)]
         best = _largest(cuts, ok)
-        if best is not None and utf16_len(text[:best]) >= limit // 2:
+        if best is not None and utf16_len(text[:best]) >= floor:
             return closed(best)
-    best = _largest(range(1, min(len(text), limit + 1)), ok) or 1
+    best = _largest(characters, ok) or 1
     space = text.rfind(" ", max(0, best - 80), best)
     if space > 0:
         best = space + 1
     while best > 1 and _joined(text[best - 1], text[best]):
         best -= 1
     return closed(best)
+
+
+def table_header(head: str, tail: str) -> str | None:
+    """The header and rule rows of a table that ``head`` leaves unfinished (its last line and
+    the tail's first are rows), to open the rest of the table with; else None."""
+    lines = head.rstrip("\n").split("\n")
+    if not head.endswith("\n") or not _TABLE_ROW.match(tail) or not _TABLE_ROW.match(lines[-1]):
+        return None
+    start = len(lines) - 1
+    while start > 0 and _TABLE_ROW.match(lines[start - 1]):
+        start -= 1
+    if start + 2 >= len(lines) or not _TABLE_RULE.match(lines[start + 1]):
+        return None  # no header here, or nothing but the header before the cut
+    return f"{lines[start]}\n{lines[start + 1]}\n"
 
 
 def _joined(before: str, after: str) -> bool:

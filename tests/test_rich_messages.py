@@ -1,0 +1,227 @@
+"""Rich Messages (Bot API 10.1/10.2): an answer's Markdown goes to Telegram as it is, in
+``InputRichMessage.markdown`` (core.telegram.org/bots/api#inputrichmessage, read in aiogram
+3.31.0's types/input_rich_message.py), by ``sendRichMessage``, ``sendRichMessageDraft`` and
+``editMessageText`` with ``rich_message``; the entity path is the fallback, chosen on the first
+refusal and kept for the bot, logged once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram_fakes import TOKEN, FakeTelegram
+
+from statebot._clock import FakeClock
+from statebot._transports.telegram_format import TEXT_LIMIT, open_fence, split_markdown
+from statebot._transports.telegram_rich import (
+    RICH_BLOCK_LIMIT,
+    RICH_TEXT_LIMIT,
+    RichMessages,
+    rich_blocks,
+    rich_fits,
+    rich_size,
+)
+from statebot._transports.telegram_send import Sender
+
+CHAT = 42
+ANSWER = (
+    "Here is the table:\n\n| model | tokens/s |\n|---|---|\n| llama | 2000 |\n| qwen | 900 |\n\n"
+    "```python\nprint('hi')\n```\n\nand $E = mc^2$."
+)
+NOT_FOUND = (404, {"description": "Not Found"})  # Telegram's answer for a method it lacks
+REFUSED = (400, {"description": "Bad Request: can't parse rich message"})  # assumed words
+KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("🔄", callback_data="again")]])
+
+
+class RecordingFake(FakeTelegram):
+    """The in-process fake, answering the rich methods as the page describes them until the
+    fake itself does: a Message for sendRichMessage and an edit, True for a draft."""
+
+    def _sendRichMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        assert set(params["rich_message"]) == {"markdown"}  # exactly one of its three sources
+        return self._sendMessage({**params, "text": params["rich_message"]["markdown"]})
+
+    def _sendRichMessageDraft(self, params: dict[str, Any]) -> bool:
+        assert params["draft_id"] and set(params["rich_message"]) == {"markdown"}
+        return True
+
+    def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "rich_message" in params:
+            assert "text" not in params  # "text: required if rich_message isn't specified"
+            params = {**params, "text": params["rich_message"]["markdown"]}
+        return super()._editMessageText(params)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[RecordingFake]:
+    yield RecordingFake()
+
+
+async def make_rich(
+    fake: FakeTelegram, *, initialized: bool = True, mode: str = "auto"
+) -> RichMessages:
+    bot = Bot(TOKEN, request=fake, get_updates_request=fake)
+    if initialized:
+        await bot.initialize()
+
+    async def migrate(old: int, new: int) -> None:
+        return None
+
+    sender = Sender(bot, {}, migrate, lambda chat: None, clock=FakeClock(), delays=())
+    return RichMessages(sender, mode)
+
+
+def methods(fake: FakeTelegram) -> list[str]:
+    return [name for name, _ in fake.calls if name != "getMe"]
+
+
+async def test_a_table_and_code_answer_goes_out_as_rich_markdown(fake: RecordingFake) -> None:
+    rich = await make_rich(fake)
+    message = await rich.send(CHAT, ANSWER, keyboard=KEYBOARD)
+    assert message is not None
+    [params] = fake.called("sendRichMessage")
+    assert params["rich_message"] == {"markdown": ANSWER}  # the model's Markdown, unescaped
+    assert "text" not in params and "entities" not in params
+    assert params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "again"
+    assert methods(fake) == ["sendRichMessage"]
+
+
+async def test_drafts_and_edits_are_rich_too(fake: RecordingFake) -> None:
+    rich = await make_rich(fake)
+    await rich.draft(CHAT, 7, ANSWER, None)
+    message = await rich.send(-100, "| a |\n|---|\n| 1 |")
+    assert message is not None
+    assert await rich.edit(-100, message.message_id, ANSWER, KEYBOARD)
+    [draft] = fake.called("sendRichMessageDraft")
+    assert draft["rich_message"] == {"markdown": ANSWER} and draft["can_stop"] is True
+    [edit] = fake.called("editMessageText")
+    assert edit["rich_message"] == {"markdown": ANSWER} and "text" not in edit
+    assert methods(fake) == ["sendRichMessageDraft", "sendRichMessage", "editMessageText"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "initialized"),
+    [
+        pytest.param(NOT_FOUND, True, id="404-EndPointNotFound"),
+        pytest.param(NOT_FOUND, False, id="404-InvalidToken"),  # before getMe: PTB's words
+        pytest.param(REFUSED, True, id="400-BadRequest"),
+    ],
+)
+async def test_the_first_refusal_switches_the_bot_to_entities_for_good(
+    fake: RecordingFake,
+    answer: tuple[int, dict[str, Any]],
+    initialized: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rich = await make_rich(fake, initialized=initialized)
+    fake.fail("sendRichMessage", answer)
+    with caplog.at_level(logging.WARNING, "statebot.telegram"):
+        first = await rich.send(CHAT, ANSWER, keyboard=KEYBOARD)
+        await rich.send(CHAT, "**second** answer")
+        await rich.draft(CHAT, 3, "a *draft*", None)
+        assert first is not None
+        assert await rich.edit(CHAT, first.message_id, "`edited`")
+    assert methods(fake) == [
+        "sendRichMessage",  # refused once
+        "sendMessage",  # the same answer, the entity way: nothing lost
+        "sendMessage",
+        "sendMessageDraft",
+        "editMessageText",
+    ]
+    resent = fake.called("sendMessage")[0]
+    assert resent["text"].startswith("Here is the table:") and resent["entities"]
+    assert resent["reply_markup"]["inline_keyboard"][0][0]["text"] == "🔄"
+    assert "rich_message" not in fake.called("editMessageText")[0]
+    warnings = [r for r in caplog.records if "Rich Messages are off" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+
+
+@pytest.mark.parametrize(
+    ("method", "fallback"),
+    [("sendRichMessageDraft", "sendMessageDraft"), ("editMessageText", "editMessageText")],
+)
+@pytest.mark.parametrize("answer", [NOT_FOUND, REFUSED], ids=["404", "400"])
+async def test_a_refused_draft_or_edit_also_falls_back_once(
+    fake: RecordingFake, method: str, fallback: str, answer: tuple[int, dict[str, Any]]
+) -> None:
+    rich = await make_rich(fake)
+    message = await rich.send(-100, "live **answer**")
+    assert message is not None
+    fake.fail(method, answer, when=lambda params: "rich_message" in params)
+    if method == "editMessageText":
+        assert await rich.edit(-100, message.message_id, "live **answer** grows")
+    else:
+        await rich.draft(CHAT, 5, "a **draft**", None)
+    assert methods(fake)[1:] == [method, fallback]
+    assert "rich_message" not in fake.calls[-1][1] and fake.calls[-1][1]["text"]
+    assert not rich.on
+    await rich.send(CHAT, "after")
+    assert methods(fake)[-1] == "sendMessage"
+
+
+@pytest.mark.parametrize(
+    ("words", "edited"), [("message is not modified", True), ("message to edit not found", False)]
+)
+async def test_an_edit_refused_for_the_message_keeps_rich_messages_on(
+    fake: RecordingFake, words: str, edited: bool
+) -> None:
+    rich = await make_rich(fake)
+    fake.fail("editMessageText", (400, {"description": f"Bad Request: {words}"}))
+    assert await rich.edit(-100, 1, "text") is edited
+    assert rich.on and methods(fake) == ["editMessageText"]
+
+
+async def test_a_table_over_twenty_columns_goes_the_entity_way_and_rich_stays_on(
+    fake: RecordingFake,
+) -> None:
+    wide = "|" + "|".join(f" c{i} " for i in range(21)) + "|\n|" + "---|" * 21 + "\n"
+    rich = await make_rich(fake)
+    await rich.send(CHAT, wide)
+    await rich.send(CHAT, ANSWER)
+    assert methods(fake) == ["sendMessage", "sendRichMessage"] and rich.on
+
+
+async def test_off_never_calls_a_rich_method(fake: RecordingFake) -> None:
+    rich = await make_rich(fake, mode="off")
+    await rich.send(CHAT, ANSWER)
+    await rich.draft(CHAT, 1, ANSWER, None)
+    assert methods(fake) == ["sendMessage", "sendMessageDraft"]
+    assert rich.split("x" * 5000) == split_markdown("x" * 5000)
+
+
+async def test_an_over_long_answer_is_split_within_the_rich_limit(fake: RecordingFake) -> None:
+    code = "\n".join(f"    total += row[{i}]  # строка {i} 🐍" for i in range(2500))
+    answer = f"Intro 😀\n\n```python\n{code}\n```\n\nDone."
+    rich = await make_rich(fake)
+    pieces = rich.split(answer)
+    assert len(pieces) > 1
+    assert len(pieces) < len(split_markdown(answer)) // 4  # 32768 against 4096 units
+    for piece in pieces:
+        assert rich_size(piece) <= RICH_TEXT_LIMIT and open_fence(piece) is None
+    for piece in pieces[1:-1]:
+        assert piece.startswith("```python\n")  # closed and opened again: valid Markdown
+    for piece in pieces:
+        await rich.send(CHAT, piece)
+    assert methods(fake) == ["sendRichMessage"] * len(pieces)
+
+
+def test_the_block_limit_splits_a_long_list() -> None:
+    answer = "\n".join(f"- item {i}" for i in range(700))
+    assert rich_size(answer) < RICH_TEXT_LIMIT and not rich_fits(answer)
+    pieces = split_markdown(answer, RICH_TEXT_LIMIT, rich_fits)
+    assert len(pieces) > 1
+    assert all(rich_blocks(p) <= RICH_BLOCK_LIMIT for p in pieces)
+    assert "".join(pieces) == answer  # cut at lines, nothing lost or added
+
+
+def test_a_table_cut_in_two_repeats_its_header() -> None:
+    rows = "\n".join(f"| {i} | {'x' * 60} |" for i in range(120))
+    answer = f"| n | text |\n|---|---|\n{rows}\n"
+    pieces = split_markdown(answer, TEXT_LIMIT)
+    assert len(pieces) > 1
+    for piece in pieces:
+        assert piece.startswith("| n | text |\n|---|---|\n| ")
+    assert sum(p.count("\n| ") for p in pieces) == 120  # every row once
