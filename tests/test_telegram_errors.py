@@ -4,13 +4,12 @@ messages, each with a clear reply and never an exception."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import types
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import telegram.ext._aioratelimiter as aioratelimiter
 from telegram_fakes import BLOCKED, TelegramKit, flood, message, migrated
 
 NOT_TEXT_RU = "🙈 Я понимаю только текст: напишите вопрос словами. /help — что я умею."
@@ -29,24 +28,19 @@ async def tg() -> AsyncIterator[TelegramKit]:
     await kit.aclose()
 
 
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits AIORateLimiter makes after a 429, recorded instead of slept."""
-    slept: list[float] = []
-    real = aioratelimiter.asyncio
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        await real.sleep(0)
-
-    fast = types.SimpleNamespace(
-        **{n: getattr(real, n) for n in dir(real) if not n.startswith("_")}
-    )
-    fast.sleep = sleep
-    monkeypatch.setattr(aioratelimiter, "asyncio", fast)
-    return slept
+async def run_until(tg: TelegramKit, done: Callable[[], object], *, seconds: float = 120) -> None:
+    """Let the bot run, moving its clock 0.25 s at a time, until ``done()``; then settle."""
+    moved = 0.0
+    while not done():
+        assert moved <= seconds, f"not done after {seconds} s of the bot's clock"
+        for _ in range(30):
+            await asyncio.sleep(0)
+        tg.clock.advance(0.25)
+        moved += 0.25
+    await tg.settle()
 
 
+@pytest.mark.xfail(strict=True, reason="the call budget waits on the bot's clock: not built yet")
 @pytest.mark.parametrize(
     ("method", "act"),
     [
@@ -55,18 +49,18 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         ("answerCallbackQuery", lambda tg: tg.press(7, "ℹ️ Помощь")),
     ],
 )
-async def test_a_flood_limit_is_waited_out_and_nothing_is_lost(
-    waits: list[float], method: str, act: Any
-) -> None:
-    tg = await TelegramKit.start(production_limiter=True)  # AIORateLimiter with flood_retries
+async def test_a_flood_limit_is_waited_out_and_nothing_is_lost(method: str, act: Any) -> None:
+    tg = await TelegramKit.start(production_limiter=True)  # the call budget, flood_retries
     try:
         if method != "sendMessage":
             await tg.send(7, "/menu")
         tg.fake.fail(method, flood(3), times=2)
-        await act(tg)
+        start = tg.clock.now()
+        acting = asyncio.ensure_future(act(tg))
+        await run_until(tg, acting.done)
         calls = tg.fake.called(method)
         assert len(calls) >= 3 and calls[-1] == calls[-2] == calls[-3]  # the same call, again
-        assert waits == [3.1, 3.1]  # retry_after, and a little more
+        assert tg.clock.now() - start >= 6  # retry_after twice, waited on the bot's clock
         if method == "answerCallbackQuery":
             assert len(calls) == 3
         else:
@@ -75,19 +69,40 @@ async def test_a_flood_limit_is_waited_out_and_nothing_is_lost(
         await tg.aclose()
 
 
+@pytest.mark.xfail(strict=True, reason="the call budget waits on the bot's clock: not built yet")
 async def test_more_floods_than_retries_give_up_without_an_exception(
-    waits: list[float], caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     tg = await TelegramKit.start(production_limiter=True)
     try:
         retries = tg.transport.bot.settings.telegram.flood_retries
         tg.fake.fail("sendMessage", flood(1), times=retries + 1)
-        await tg.send(7, "/menu")
-        assert len(waits) == retries
+        sending = asyncio.ensure_future(tg.send(7, "/menu"))
+        await run_until(tg, sending.done)
+        assert len(tg.fake.called("sendMessage")) == retries + 1
         assert tg.fake.chat(7) == []
         assert "Reply not shown" in caplog.text
-        await tg.send(7, "/menu")  # the next one goes through
+        sending = asyncio.ensure_future(tg.send(7, "/menu"))  # the next one goes through
+        await run_until(tg, sending.done)
         assert tg.fake.chat(7)[-1].text.startswith("📋 Меню.")
+    finally:
+        await tg.aclose()
+
+
+@pytest.mark.xfail(strict=True, reason="the call budget drops drafts: not built yet")
+async def test_drafts_the_budget_drops_do_not_break_the_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tg = await TelegramKit.start(production_limiter=True)
+    try:
+        tg.fake.fail("sendMessageDraft", flood(1), times=1000)  # every draft: dropped
+        sending = asyncio.ensure_future(tg.send(7, "Привет", wait=False))
+        await run_until(tg, lambda: sending.done() and not tg.transport.engine.answering(7))
+        assert tg.fake.called("sendMessageDraft")
+        assert tg.fake.texts(7)[-1] == "[openai/gpt-oss-120b] answer to: Привет"
+        history = (await tg.transport.engine.store.load(7)).history
+        assert [turn["content"] for turn in history][-1] == tg.fake.texts(7)[-1]
+        assert not [record for record in caplog.records if record.exc_info]
     finally:
         await tg.aclose()
 
