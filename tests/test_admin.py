@@ -69,7 +69,7 @@ async def test_admin_disables_and_enables_a_provider(kit: BotKit) -> None:
 
 
 async def test_admin_sees_usage_per_model(kit: BotKit) -> None:
-    kit.providers.fail("groq", 500, times=1)
+    kit.providers.fail("groq", 500, times=2)  # the first request and its retry
     await kit.chat(8).send("one")
     await kit.chat(8).send("two")
     admin = kit.chat(ADMIN)
@@ -78,7 +78,7 @@ async def test_admin_sees_usage_per_model(kit: BotKit) -> None:
     assert admin.state == "admin.usage"
     lines = admin.text.splitlines()
     assert lines[0] == "📊 Вопросов / без ответа: 2 / 0"
-    assert "• 🚀 GPT-OSS 120B: 2 / 1 / 0" in lines  # two requests, one failed
+    assert "• 🚀 GPT-OSS 120B: 3 / 2 / 0" in lines  # three requests, two failed
     assert "• ⚡ GPT-OSS 120B: 1 / 0 / 1" in lines  # one answer in Groq's place
 
 

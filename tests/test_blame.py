@@ -173,8 +173,8 @@ RETRIED = {
     "fault",
     [
         RETRIED["429 retry-after 0.2 s"],
-        pytest.param(RETRIED["one 500"], marks=pytest.mark.xfail(strict=True)),
-        pytest.param(RETRIED["a reset before headers"], marks=pytest.mark.xfail(strict=True)),
+        RETRIED["one 500"],
+        RETRIED["a reset before headers"],
     ],
     ids=RETRIED.keys(),
 )

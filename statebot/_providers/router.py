@@ -26,7 +26,7 @@ RETRY_TOKENS_START = 1.0  # so that a fresh bot's first transient 503 still gets
 RETRY_TOKENS_CAP = 10.0  # bounds a burst of retries after a long quiet spell
 _MODEL_LEVEL = frozenset({Outcome.RATE_LIMITED, Outcome.MODEL_GONE})
 _STOP = {Outcome.TOO_LONG: "too_long", Outcome.BAD_REQUEST: "bad_request"}
-_RETRIED = frozenset({Outcome.CAPACITY})  # once, jittered (500 and resets: not yet, see issue 14)
+_RETRIED = frozenset({Outcome.CAPACITY, Outcome.SERVER, Outcome.CONNECT})  # once, jittered
 SHORT_RETRY_AFTER = 2.0  # a 429 announcing at most this wait is retried on the same model
 
 OnDelta = Callable[[str], Awaitable[None]]
