@@ -172,11 +172,12 @@ class WatchedBotApi(FakeBotApi):
 
 
 def _env() -> dict[str, str]:
-    """Fake credentials only, no proxy."""
+    """Fake credentials only, no proxy; the statebot next to this file."""
     drop = ("_API_KEY", "_PROXY", "_proxy")
     env = {k: v for k, v in os.environ.items()
            if not k.endswith(drop) and not k.startswith("TELEGRAM_")}  # fmt: skip
     env.update(KEYS, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 

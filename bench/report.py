@@ -142,23 +142,11 @@ by the profiler, for ranking): own time by package, then named code paths (cumul
     return text
 
 
-def other_sections(s: JSON, f: JSON, st: JSON) -> str:
+def scale_section(s: JSON) -> str:
     scale = [[f"{row['chats']:,}", f"{row['p50_ms']:.2f} ms", f"{row['p99_ms']:.2f} ms",
               f"{row['bytes_per_chat']:.0f} B", f"{row['max_rss_mb']:.0f} MB"]
              for row in s["state_change"]]  # fmt: skip
     up = s["startup"]
-    fail = [[name, str(f[name]["groq_total"]),
-             " / ".join(str(f[name]["groq_requests"][ph]) for ph in ("403", "500", "hang")),
-             f"{f[name]['p50_ms']:.0f} ms", f"{f[name]['p99_ms']:.0f} ms",
-             f"{f[name]['max_ms']:.0f} ms"] for name in ("statebot", "naive")]  # fmt: skip
-    stream = [[label, f"{st[k]['first_call_p50_ms']:.0f} ms",
-               f"{st[k]['first_text_p50_ms']:.0f} ms / {st[k]['first_text_max_ms']:.0f} ms",
-               f"{st[k]['final_after_last_token_p50_ms']:.0f} ms",
-               f"{st[k]['calls_per_answer']:.1f}",
-               ", ".join(f"{m} {n:.1f}" for m, n in st[k]["calls_by_method"].items())]
-              for k, label in (("statebot", "statebot, drafts"),
-                               ("once", "the finished answer, sent once"))]  # fmt: skip
-    seconds = st["pieces"] * st["pace_s"]
     return f"""
 ## 2. Scale
 
@@ -169,7 +157,15 @@ stored chats, bytes per stored chat, and start-up with {up['files']} flow files.
 
 {up['files']} flow files ({up['states']} states): load and check {up['load_s']:.2f} s, machine
 {up['machine_s']:.3f} s.
+"""  # fmt: skip
 
+
+def failover_section(f: JSON) -> str:
+    fail = [[name, str(f[name]["groq_total"]),
+             " / ".join(str(f[name]["groq_requests"][ph]) for ph in ("403", "500", "hang")),
+             f"{f[name]['p50_ms']:.0f} ms", f"{f[name]['p99_ms']:.0f} ms",
+             f"{f[name]['max_ms']:.0f} ms"] for name in ("statebot", "naive")]  # fmt: skip
+    return f"""
 ## 3. Failover
 
 `bench/failover.py`: {f['questions']} questions from {f['chats']} chats while Groq answers 403,
@@ -177,7 +173,19 @@ then 500, then hangs (a third of the questions each); Cerebras answers after 50 
 strategy always tries the chosen provider first, then the next.
 
 {table(["strategy", "requests to Groq", "403 / 500 / hang", "latency p50", "p99", "max"], fail)}
+"""  # fmt: skip
 
+
+def streaming_section(st: JSON) -> str:
+    stream = [[label, f"{st[k]['first_call_p50_ms']:.0f} ms",
+               f"{st[k]['first_text_p50_ms']:.0f} ms / {st[k]['first_text_max_ms']:.0f} ms",
+               f"{st[k]['final_after_last_token_p50_ms']:.0f} ms",
+               f"{st[k]['calls_per_answer']:.1f}",
+               ", ".join(f"{m} {n:.1f}" for m, n in st[k]["calls_by_method"].items())]
+              for k, label in (("statebot", "statebot, drafts"),
+                               ("once", "the finished answer, sent once"))]  # fmt: skip
+    seconds = st["pieces"] * st["pace_s"]
+    return f"""
 ## 4. Streaming
 
 `bench/streaming.py`: statebot's real Telegram transport (python-telegram-bot, HTTPX, the
@@ -196,9 +204,176 @@ statebot's first call is the ⏹ Stop message, which it awaits before the first 
 """  # fmt: skip
 
 
+def _bytes(n: float) -> str:
+    return f"{n / 1024:.0f} KB" if n < 2**20 else f"{n / 2**20:.2f} MB"
+
+
+def storage_section(s: JSON, quick: bool) -> str:
+    rows = [
+        [label, f"{s[k]['press_ms']:.2f} ms", _bytes(s[k]["press_bytes"]),
+         f"{s[k]['answer_save_ms']:.2f} ms", _bytes(s[k]["answer_bytes"]),
+         f"{s[k]['load_ms']:.2f} ms"]
+        for k, label in (("whole-0q", "fresh, whole history"), ("v4-0q", "fresh, v4"),
+                         ("whole-400q", "400 questions, whole history"),
+                         ("v4-400q", "400 questions, v4"))
+    ]  # fmt: skip
+    chats = "2,000" if quick else "100,000"
+    return f"""
+## 5. Storage (schema v4)
+
+`bench/storage.py`: one chat in SQLite, fresh and after 400 questions (800 turns, about 0.83 MB
+of history); bytes are the WAL's growth after `PRAGMA wal_checkpoint(TRUNCATE)`. Baseline in the
+same run: the same store writing the history whole on every save, as schema v3 did (it
+overstates v3's bytes a little).
+
+{table(["chat", "press (/menu)", "bytes per press", "answer's save", "bytes per answer", "load"],
+       rows)}
+
+Start-up with {chats} stored chats (open, prune update ids, counters, the repair scan):
+{s["startup_s"]:.3f} s. Issue 13 measured 8.5 ms per /menu at 400 questions against 0.8 ms fresh,
+and at 10,000 turns a 755 ms save and a 204 ms load; history is now capped at `history_chars` ×
+1.5 of the largest model, so a record no longer grows that far. A press still loads the whole
+history ({s["v4-400q"]["load_ms"]:.1f} ms here): loading only the state for presses is the next
+gain.
+"""  # fmt: skip
+
+
+def split_section(sp: JSON) -> str:
+    rows = [
+        [label, f"{row['kb']:.0f} KB", str(row["pieces"]), f"{row['split_s']:.2f} s",
+         f"{row['render_s']:.2f} s"]
+        for shape, label in (("lines", "lines"), ("one_line", "one line")) for row in sp[shape]
+    ]  # fmt: skip
+    return f"""
+## 6. Splitting a long answer
+
+`bench/split.py`: splitting an answer into Telegram messages, by size (baseline in the same run:
+one `render` of the whole answer). Before the splitter was rewritten, 2 MB of prose took 2.68 s
+and 1 MB on one line 4.25 s (quadratic); now:
+
+{table(["shape", "size", "messages", "split", "one render"], rows)}
+"""
+
+
+OVER_HTTP_BOTS = (("statebot", "statebot"), ("lean", "lean bot"),
+                  ("lean+limiter", "lean bot + limiter"))  # fmt: skip
+
+
+def _ms(value: float) -> str:
+    return "–" if value != value else f"{value:,.0f} ms"  # NaN: nothing measured
+
+
+def _x(value: float) -> str:
+    return "–" if value != value else f"{value:.2f}×"
+
+
+def _target(targets: JSON, name: str) -> str:
+    t = targets[name]
+    return f"≤ {t['limit']:g}{'×' * ('÷' in name)}: {'✅ met' if t['met'] else '❌ missed'}"
+
+
+def over_http_table(load: JSON, targets: JSON, which: str) -> str:
+    bots, r, rl = load["bots"], load["ratio"], load["ratio_limiter"]
+    sides = [bots[k] for k, _ in OVER_HTTP_BOTS]
+
+    def row(label: str, show: Any, key: str | None, target: str = "") -> list[str]:
+        ratio = [_x(r[key]), _x(rl[key])] if key else ["", ""]
+        return [label, *(show(f) for f in sides), *ratio, target]
+
+    def pair(a: str, b: str) -> Any:
+        return lambda f: f"{_ms(f[a])} / {_ms(f[b])}"
+
+    nav = f"navigation p50 ÷ lean bot's, {which}"
+    answer = f"complete answer p50 ÷ lean bot's, {which}"
+    rows = [
+        row("Bot API calls per update (getUpdates aside)", lambda f: f"{f['calls_per_update']:.2f}",
+            "calls_per_update", _target(targets, f"calls per update, {which}")),
+        row("getUpdates per update", lambda f: f"{f['get_updates_per_update']:.2f}", None),
+        row("updates/s", lambda f: f"{f['updates_per_s']:.1f}", "updates_per_s"),
+        row("navigation p50 / p99", pair("nav_p50_ms", "nav_p99_ms"), "nav_p50_ms",
+            _target(targets, nav) if nav in targets else ""),
+        row("question → first text shown, p50", lambda f: _ms(f["first_text_p50_ms"]),
+            "first_text_p50_ms"),
+        row("question → complete answer p50 / p99", pair("answer_p50_ms", "answer_p99_ms"),
+            "answer_p50_ms", _target(targets, answer) if answer in targets else ""),
+        row("CPU per update", lambda f: f"{f['cpu_ms_per_update']:.1f} ms", "cpu_ms_per_update",
+            _target(targets, f"CPU per update ÷ lean bot's, {which}")),
+        row("RSS at the end (peak)", lambda f: f"{f['rss_mb']:.0f} MB ({f['peak_rss_mb']:.0f})",
+            None),
+        row("updates without a reply in time", lambda f: str(f["failures"]), None),
+    ]  # fmt: skip
+    head = ["", *(label for _, label in OVER_HTTP_BOTS), "statebot ÷ lean", "÷ lean + limiter",
+            "target (issue 16)"]  # fmt: skip
+    return table(head, rows)
+
+
+def over_http_section(o: JSON) -> str:
+    p, c, op, targets = o["provider"], o["closed"], o["open"], o["targets"]
+    answer_s = p["first_token_ms"] / 1000 + p["tokens"] / p["tokens_per_s"]
+    methods = sorted({m for f in op["bots"].values() for m in f["calls_by_method"]})
+    by_method = [[f"`{m}`", *(f"{op['bots'][k]['calls_by_method'].get(m, 0):.2f}"
+                             for k, _ in OVER_HTTP_BOTS)] for m in methods]  # fmt: skip
+    met = sum(t["met"] for t in targets.values())
+    return f"""
+## 7. Over HTTP: `statebot run` against a lean bot
+
+`bench/over_http.py`. Both bots are real processes, each polling its own local Bot API server
+over HTTP (`FakeBotApi` on 127.0.0.1, in the benchmark's process), and streaming from the same
+pinned provider (`FakeOpenAI`, in a process of its own): the first token after
+{p["first_token_ms"]:.0f} ms, then {p["tokens_per_s"]:.0f} tokens/s, {p["tokens"]} tokens (about
+{answer_s:.1f} s an answer). The lean bot (`bench/lean_bot.py`) is what one would write by hand
+with python-telegram-bot: `CommandHandler`s and a `CallbackQueryHandler` over a dict of chats,
+the menu edited in place, the answer sent once when the provider has finished. It runs twice:
+without a rate limiter, and with python-telegram-bot's `AIORateLimiter` at Telegram's limits (30
+messages/s, 20 a minute per group) and statebot's `flood_retries`. Every chat does /start, the
+menu, the model list, a model and 3 questions; the bots alternate in rounds ({c["rounds"]}) after
+a warm-up. Times are taken where the fake sees the bytes: a step of navigation is done when its
+new screen has arrived and, for a press, its callback query has been answered; an answer is
+complete when the final message (not a draft) with the whole text has arrived. CPU is the bot
+process's user + system time (`/proc/<pid>/stat`) per update.
+
+### Closed loop: {c["users"]} users at once, {c["chats"]} chats per bot
+
+Each user sends a chat's next update as soon as the bot has replied to the last one. Every chat
+waits for three answers of about {answer_s:.1f} s, so the provider bounds updates/s.
+
+{over_http_table(c, targets, "closed loop")}
+
+### Open loop: {op["rate"]:.0f} updates/s for {op["seconds"]:.0f} s per bot
+
+Updates arrive at a fixed rate whatever the bot does, each to a chat whose last update has been
+replied to (a new chat when none is free): far below Telegram's limits.
+
+{over_http_table(op, targets, "10 updates/s")}
+
+Bot API calls per update at {op["rate"]:.0f} updates/s, by method:
+
+{table(["method", *(label for _, label in OVER_HTTP_BOTS)], by_method)}
+
+**Issue 16's targets: {met} of {len(targets)} met.**
+"""  # fmt: skip
+
+
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("overhead", "1. Overhead"), ("scale", "2. Scale"), ("failover", "3. Failover"),
+    ("streaming", "4. Streaming"), ("storage", "5. Storage"), ("split", "6. Splitting"),
+    ("over_http", "7. Over HTTP"),
+)  # fmt: skip
+
+
 def render(results: dict[str, JSON], box: JSON, *, quick: bool, seconds: float) -> str:
-    return (
-        machine_section(box, quick, seconds)
-        + overhead_section(results["overhead"])
-        + other_sections(results["scale"], results["failover"], results["streaming"])
-    )
+    """The whole page: every section comes from this run's figures; a benchmark that failed
+    keeps its heading and says so, so that the page never shows older figures as new."""
+    make = {
+        "overhead": overhead_section, "scale": scale_section, "failover": failover_section,
+        "streaming": streaming_section, "storage": lambda r: storage_section(r, quick),
+        "split": split_section, "over_http": over_http_section,
+    }  # fmt: skip
+    page = machine_section(box, quick, seconds)
+    for name, title in SECTIONS:
+        result = results.get(name, {"failed": "not run"})
+        if "failed" in result:
+            page += f"\n## {title}\n\n`bench/{name}.py` failed in this run: {result['failed']}.\n"
+        else:
+            page += make[name](result)
+    return page

@@ -1,6 +1,7 @@
 """Every benchmark still runs: each one's ``main(quick=True)``, at a tiny size, returns its
-figures and bench/run.py turns them into the Markdown page. Nothing here is timed: a benchmark
-only measures on a quiet machine, so CI proves that the benches work, not how fast they are."""
+figures and bench/run.py turns them into the Markdown page (the over-HTTP one starts real bot
+processes against local fakes). Nothing here is timed: a benchmark only measures on a quiet
+machine, so CI proves that the benches work, not how fast they are."""
 
 from __future__ import annotations
 
@@ -28,7 +29,14 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {  # bench → section → num
         "statebot": ("first_text_p50_ms", "first_call_p50_ms", "calls_per_answer"),
         "once": ("first_text_p50_ms", "final_after_last_token_p50_ms", "calls_per_answer"),
     },
+    "storage": {
+        name: ("press_ms", "press_bytes", "answer_save_ms", "load_ms")
+        for name in ("v4-0q", "v4-400q", "whole-400q")
+    },
 }
+OVER_HTTP = ("updates", "updates_per_s", "calls_per_update", "nav_p50_ms", "nav_p99_ms",
+             "answer_p50_ms", "answer_p99_ms", "first_text_p50_ms", "cpu_ms_per_update",
+             "rss_mb")  # fmt: skip
 
 
 def positive(figures: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
@@ -48,7 +56,9 @@ async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPat
         page = run.render(results, run.machine(), quick=True, seconds=1.0)
     finally:
         sys.path.remove(str(BENCH))
-    assert set(results) == {"overhead", "scale", "failover", "streaming"}
+    assert set(results) == {
+        "overhead", "scale", "failover", "streaming", "storage", "split", "over_http"
+    }  # fmt: skip
     for bench, sections in EXPECTED.items():
         for section, keys in sections.items():
             positive(results[bench][section], keys, f"{bench}.{section}")
@@ -59,28 +69,29 @@ async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPat
         positive(row, ("chats", "p50_ms", "p99_ms", "bytes_per_chat"), "scale.state_change")
     positive(results["scale"]["startup"], ("files", "states", "load_s"), "scale.startup")
     assert results["streaming"]["statebot"]["calls_by_method"]["sendMessageDraft"] >= 1
+    stored = results["storage"]
+    assert stored["v4-400q"]["press_bytes"] < stored["whole-400q"]["press_bytes"]
+    for row in results["split"]["lines"] + results["split"]["one_line"]:
+        positive(row, ("pieces", "split_s"), "split")
+    over = results["over_http"]
+    for load in ("closed", "open"):
+        for bot in ("statebot", "lean", "lean+limiter"):
+            positive(over[load]["bots"][bot], OVER_HTTP, f"over_http.{load}.{bot}")
+            assert over[load]["bots"][bot]["failures"] == 0, (
+                f"{load}: {bot} left updates unanswered"
+            )
+        assert over[load]["bots"]["lean"]["calls_by_method"]["sendMessage"] > 0
+    assert len(over["targets"]) == 6
     for title in (
         "## Machine",
         "## 1. Overhead",
         "## 2. Scale",
         "## 3. Failover",
         "## 4. Streaming",
+        "## 5. Storage",
+        "## 6. Splitting",
+        "## 7. Over HTTP",
+        "### Closed loop",
+        "### Open loop",
     ):
         assert title in page
-
-
-async def test_the_storage_and_split_benchmarks_run_at_a_tiny_size() -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import split
-        import storage
-
-        stored = await storage.main(quick=True)
-        splits = split.main(quick=True)
-    finally:
-        sys.path.remove(str(BENCH))
-    for name in ("v4-0q", "v4-400q", "whole-400q"):
-        positive(stored[name], ("press_ms", "press_bytes", "answer_save_ms", "load_ms"), name)  # type: ignore[arg-type]
-    assert stored["v4-400q"]["press_bytes"] < stored["whole-400q"]["press_bytes"]  # type: ignore[index]
-    for row in splits["lines"] + splits["one_line"]:
-        positive(row, ("pieces", "split_s"), "split")
