@@ -70,6 +70,7 @@ class HealthSettings:
     open_seconds: float = 10.0  # failures: first probe after 10 s, then 20, then every 30 s:
     open_max_seconds: float = 30.0  # users are back within 30 s of a provider's recovery
     capacity_retry_seconds: float = 0.5
+    rate_limit_retry_seconds: float = 1.0  # a 429 announcing no wait: one retry after 0.5-1.5x
     retry_budget: float = 0.2
     request_deadline_seconds: float = 300.0  # the cap of router.question_deadline
 
@@ -246,6 +247,9 @@ _HEALTH = {
     "open_seconds": _seconds("seconds before an open circuit's first probe; e.g. 30"),
     "open_max_seconds": _seconds("seconds: the cap of the doubling wait; e.g. 600"),
     "capacity_retry_seconds": _seconds("seconds before the one retry after a 503", zero=True),
+    "rate_limit_retry_seconds": _Range(
+        "seconds before the one retry after a 429 without retry-after", least=0, most=2
+    ),
     "retry_budget": _Range("a share of requests: 0.2 lets retries add 20%", least=0, most=1),
     "request_deadline_seconds": _seconds("seconds capping one question, all attempts; e.g. 300"),
 }
