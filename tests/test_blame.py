@@ -176,7 +176,7 @@ RETRIED = {
         RETRIED["429 retry-after 0.2 s"],
         RETRIED["one 500"],
         RETRIED["a reset before headers"],
-        pytest.param(RETRIED["429 without retry-after"], marks=pytest.mark.xfail(strict=True)),
+        RETRIED["429 without retry-after"],
     ],
     ids=RETRIED.keys(),
 )
@@ -201,7 +201,6 @@ async def test_a_429_with_a_long_wait_fails_over_at_once(fakes: dict[str, FakeOp
     assert seconds < 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a 429 without a wait backs off with jitter")
 async def test_a_429_without_retry_after_backs_off_once_then_fails_over(
     fakes: dict[str, FakeOpenAI],
 ) -> None:

@@ -163,7 +163,6 @@ async def test_a_lasting_500_or_reset_is_retried_once_then_fails_over(
     assert [a.outcome for a in result.attempts][:2] == [failure_outcome(failure)] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a 429 without a wait backs off with jitter")
 async def test_a_429_without_a_wait_is_retried_once_after_a_jittered_backoff() -> None:
     w = world()
     w.backend.fail("groq", 429, model=QWEN, times=1)
@@ -173,7 +172,6 @@ async def test_a_429_without_a_wait_is_retried_once_after_a_jittered_backoff() -
     assert len(w.sleeps) == 1 and 0.5 <= w.sleeps[0] <= 1.5  # rate_limit_retry_seconds, jittered
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a 429 without a wait backs off with jitter")
 async def test_a_lasting_429_without_a_wait_backs_off_once_then_fails_over_never_a_loop() -> None:
     w = world()
     w.backend.fail("groq", 429, model=QWEN)

@@ -282,12 +282,17 @@ class Router:
 
     async def _again(self, run: _Run, model: ModelSettings, error: ProviderError) -> bool:
         """Retry once on the same model (after a wait): a 429 announcing at most
-        SHORT_RETRY_AFTER when the deadline allows, or a 503/500/reset before headers (jittered
-        ``capacity_retry_seconds``); each within the retry budget. The first failure is then
-        not fed to health: the retry's outcome is."""
+        SHORT_RETRY_AFTER, or announcing no wait at all (jittered ``rate_limit_retry_seconds``:
+        a per-minute bucket may have refilled; if not, the model cools down and the fallback
+        answers, so never a loop), when the deadline allows; or a 503/500/reset before headers
+        (jittered ``capacity_retry_seconds``); each within the retry budget. The first failure
+        is then not fed to health: the retry's outcome is."""
         if error.outcome is Outcome.RATE_LIMITED:
             wait = getattr(error, "retry_after", None)
-            if wait is None or wait > SHORT_RETRY_AFTER:
+            if wait is None:
+                backoff = self._settings.health.rate_limit_retry_seconds
+                wait = min(SHORT_RETRY_AFTER, backoff * self._rng.uniform(0.5, 1.5))
+            if wait > SHORT_RETRY_AFTER:
                 return False
             first_token = self._settings.providers[model.provider].timeouts.first_token
             if asyncio.get_running_loop().time() + wait + first_token > run.deadline_at:
