@@ -7,7 +7,9 @@ above it names the source. Bodies are trimmed to the fields statebot reads. Keys
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -315,3 +317,68 @@ OPENROUTER_FINISH_ERROR = {
 }
 # OpenAI-style mid-stream error (reported for vLLM-backed providers): no choices at all.
 ERROR_CHUNK = {"error": {"message": "The server had an error while processing your request."}}
+
+# --- OpenRouter's 429s and their scope (issue 14) ------------------------------------------------
+# openrouter.ai/docs/guides/routing/model-variants/free: the free-model limits (20 a minute; 50 a
+# day, 1,000 after buying 10 credits) are "account-wide", "not per model". The body of such a 429
+# as users saw it (github.com/Gitlawb/openclaude/issues/936, cline/cline/issues/5301): message
+# "Rate limit exceeded: free-models-per-day…", metadata.headers with X-RateLimit-Reset in epoch
+# milliseconds, no provider_name. An upstream provider's 429 names it
+# (openrouter.ai/docs/api/reference/errors-and-debugging, "Provider errors": metadata
+# {provider_name, raw}; body as in HacxGPT-Official/HacxGPT-CLI/issues/31).
+
+
+def openrouter_free_tier_429(per: str = "min", reset_in: float | None = 42.0) -> dict[str, object]:
+    """The account's free-model limit; ``reset_in`` seconds from now (None: no headers)."""
+    message = f"Rate limit exceeded: free-models-per-{per}. "
+    if per == "day":
+        message += "Add 10 credits to unlock 1000 free model requests per day"
+    metadata: dict[str, object] = {"provider_name": None}
+    if reset_in is not None:
+        reset_ms = int((time.time() + reset_in) * 1000)
+        metadata["headers"] = {
+            "X-RateLimit-Limit": "20" if per == "min" else "50",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset_ms),
+        }
+    return {"error": {"message": message, "code": 429, "metadata": metadata}}
+
+
+OPENROUTER_UPSTREAM_429 = {
+    "error": {
+        "message": "Provider returned error",
+        "code": 429,
+        "metadata": {
+            "raw": "google/gemma-4-31b-it:free is temporarily rate-limited upstream. Please retry "
+            "shortly, or add your own key to accumulate your rate limits",
+            "provider_name": "Google AI Studio",
+        },
+    }
+}
+
+
+def in_stream(error: dict[str, object]) -> dict[str, object]:
+    """A mid-stream chunk in OpenRouter's documented shape (openrouter.ai/docs/api/reference/
+    streaming, "Handling errors during streaming"): ``error`` and finish_reason "error"."""
+    choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+    return {"id": "gen-1", "object": "chat.completion.chunk", **error, "choices": [choice]}
+
+
+FREE_ENTRIES = [  # key, id: two :free entries and one paid entry of OpenRouter
+    ("openrouter-gemma", "google/gemma-4-31b-it:free"),
+    ("openrouter-nemotron", "nvidia/nemotron-3-super-120b-a12b:free"),
+    ("openrouter-paid", "openai/gpt-4o-mini"),
+]
+GEMMA, NEMOTRON, PAID = (key for key, _ in FREE_ENTRIES)
+
+
+def with_free_entries(settings: Settings) -> Settings:
+    """``settings`` (tests/small_settings.py) plus FREE_ENTRIES, after its own OpenRouter entry
+    ``openrouter/free`` (the free router: it serves only free models, so its requests count
+    toward the same free-model limits; assumed, openrouter.ai/docs/guides/routing/routers/
+    free-router does not say)."""
+    extra = {
+        key: ModelSettings(key, "openrouter", (model_id,), key, key)
+        for key, model_id in FREE_ENTRIES
+    }
+    return dataclasses.replace(settings, models={**settings.models, **extra})

@@ -12,7 +12,14 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
-from small_settings import CEREBRAS, GPT_OSS, KEYS, make_settings
+from provider_fixtures import (
+    GEMMA,
+    NEMOTRON,
+    OPENROUTER_UPSTREAM_429,
+    openrouter_free_tier_429,
+    with_free_entries,
+)
+from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, make_settings
 
 from statebot._clock import SystemClock
 from statebot._errors import Outcome
@@ -34,10 +41,10 @@ class World:
     health: HealthBoard
     router: Router
 
-    async def ask(self, text: str = "привет") -> tuple[RouteResult, float]:
+    async def ask(self, text: str = "привет", model: str = GPT_OSS) -> tuple[RouteResult, float]:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        result = await self.router.ask(GPT_OSS, [{"role": "user", "content": text}])
+        result = await self.router.ask(model, [{"role": "user", "content": text}])
         return result, loop.time() - started
 
 
@@ -54,9 +61,12 @@ async def world(
     fakes: dict[str, FakeOpenAI],
     timeouts: Timeouts = SMALL,
     concurrent: int = 8,
+    free_entries: bool = False,
     **health: float,
 ) -> AsyncIterator[World]:
     settings = make_settings(failures_to_open=1, **health)
+    if free_entries:
+        settings = with_free_entries(settings)
     providers = {
         name: dataclasses.replace(p, base_url=fakes[name].base_url, timeouts=timeouts)
         for name, p in settings.providers.items()
@@ -239,3 +249,50 @@ async def test_a_stream_without_done_ends_promptly(fakes: dict[str, FakeOpenAI])
         result, seconds = await w.ask()
     assert result.model_key == GPT_OSS and result.complete and result.text == "one two"
     assert seconds < 1.5
+
+
+# --- OpenRouter's errors inside a 200, by code and scope -----------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+async def test_an_in_stream_free_tier_429_cools_every_free_entry_and_another_provider_answers(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    fakes["openrouter"].stream_error(openrouter_free_tier_429("min", reset_in=30))
+    async with world(fakes, free_entries=True) as w:
+        result, seconds = await w.ask(model=GEMMA)
+        cooled = {key: w.health.status("openrouter", key).state for key in (NEMOTRON, FREE)}
+        again, _ = await w.ask(model=NEMOTRON)  # the same key's limit: not asked again
+    assert result.model_key == GPT_OSS == again.model_key and result.complete
+    assert fakes["openrouter"].count() == 1  # no retry: the limit lasts 30 s
+    assert cooled == {NEMOTRON: "cooldown", FREE: "cooldown"}
+    assert w.health.status("openrouter").state == "healthy"
+    assert seconds < 1
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+async def test_an_in_stream_upstream_429_cools_that_model_and_openrouters_fallback_answers(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    gemma = "google/gemma-4-31b-it:free"
+    fakes["openrouter"].stream_error(OPENROUTER_UPSTREAM_429, model=gemma)
+    async with world(fakes, free_entries=True, rate_limit_retry_seconds=0.1) as w:
+        result, seconds = await w.ask(model=GEMMA)
+        nemotron = w.health.status("openrouter", NEMOTRON).state
+    assert result.model_key == FREE and result.complete  # OpenRouter's own fallback entry
+    assert [o for _, o in outcomes(result)] == [Outcome.RATE_LIMITED] * 2 + [Outcome.OK]
+    assert fakes["openrouter"].count(gemma) == 2  # one jittered retry ("retry shortly")
+    assert w.health.status("openrouter", GEMMA).state == "cooldown" and nemotron == "healthy"
+    assert seconds < 1.5
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+async def test_an_in_stream_401_disables_the_provider_not_a_server_error(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    fakes["openrouter"].stream_error({"error": {"code": 401, "message": "User not found."}})
+    async with world(fakes, free_entries=True) as w:
+        result, _ = await w.ask(model=GEMMA)
+    assert result.model_key == GPT_OSS
+    assert outcomes(result)[0] == (GEMMA, Outcome.AUTH)
+    assert w.health.status("openrouter").state == "disabled"

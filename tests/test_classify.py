@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
 import pytest
-from provider_fixtures import FAKE_KEYS, TRAPS, Trap, body, wrapped
+from provider_fixtures import (
+    FAKE_KEYS,
+    OPENROUTER_UPSTREAM_429,
+    TRAPS,
+    Trap,
+    body,
+    in_stream,
+    openrouter_free_tier_429,
+    wrapped,
+)
 
 from statebot._errors import (
     AuthRejected,
+    BadRequest,
     BadResponse,
     ConnectFailed,
     ContextTooLong,
     LocalLimit,
     Outcome,
+    Overloaded,
     ProviderError,
     ProviderTimeout,
     RateLimited,
@@ -22,6 +34,8 @@ from statebot._errors import (
     StreamBroken,
 )
 from statebot._providers import classify
+
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 @pytest.mark.parametrize("trap", TRAPS, ids=lambda t: t.name)
@@ -184,3 +198,67 @@ def test_missing_key_and_deadlines_say_what_to_do() -> None:
     first = classify.deadline_passed("groq", "m", "first_token", 20.0)
     total = classify.deadline_passed("groq", "m", "total", 120.0)
     assert (first.reason, total.reason) == ("no first token within 20s", "not finished within 120s")
+
+
+# --- OpenRouter: errors inside a 200, and the scope of a 429 (issue 14) --------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+@pytest.mark.parametrize("where", ["in stream", "HTTP 429"])
+def test_an_openrouter_free_tier_429_is_the_keys_not_the_models(where: str) -> None:
+    body = openrouter_free_tier_429("min", reset_in=42)
+    if where == "in stream":
+        err = classify.error_from_payload("openrouter", "x:free", in_stream(body))
+    else:
+        raw = json.dumps(body).encode()
+        err = classify.error_from_response("openrouter", "x:free", 429, JSON_HEADERS, raw)
+    assert isinstance(err, classify.FreeTierLimited) and isinstance(err, RateLimited)
+    assert err.outcome is Outcome.RATE_LIMITED and err.status == 429
+    assert err.retry_after == pytest.approx(42, abs=2)  # metadata.headers X-RateLimit-Reset
+    assert err.public == "free-model limit of the key"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+@pytest.mark.parametrize(("per", "seconds"), [("min", 60.0), ("day", classify.MAX_WAIT_SECONDS)])
+def test_a_free_tier_429_without_its_reset_waits_for_its_window(per: str, seconds: float) -> None:
+    body = in_stream(openrouter_free_tier_429(per, reset_in=None))
+    err = classify.error_from_payload("openrouter", "x:free", body)
+    assert isinstance(err, classify.FreeTierLimited) and err.retry_after == seconds
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+def test_an_upstream_429_in_stream_is_that_models() -> None:
+    err = classify.error_from_payload("openrouter", "x:free", in_stream(OPENROUTER_UPSTREAM_429))
+    assert type(err) is RateLimited and err.status == 429 and err.retry_after is None
+    assert "Google AI Studio" in err.reason and "Google" not in err.public
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (401, "User not found.", AuthRejected),
+        (402, "Insufficient credits", AuthRejected),
+        (403, "Input was flagged by moderation", BadRequest),
+        (408, "Timed out", ProviderTimeout),
+        (400, "This endpoint's maximum context length is 8192 tokens", ContextTooLong),
+        (503, "No allowed providers are available", Overloaded),
+    ],
+)
+def test_other_in_stream_codes_are_their_http_equivalent(
+    code: int, message: str, expected: type[ProviderError]
+) -> None:
+    err = classify.error_from_payload(
+        "openrouter", "m", in_stream({"error": {"code": code, "message": message}})
+    )
+    assert type(err) is expected and err.status == code
+
+
+@pytest.mark.parametrize(
+    "error",
+    [{"code": 502, "message": "down"}, {"code": "server_error", "message": "down"}, {}],
+    ids=["502", "a code that is no number", "no code"],
+)
+def test_an_in_stream_server_error_stays_a_server_error(error: dict[str, object]) -> None:
+    err = classify.error_from_payload("openrouter", "m", in_stream({"error": error}))
+    assert type(err) is ServerError and err.public == "provider error in stream"

@@ -6,10 +6,20 @@ import asyncio
 from typing import Any
 
 import pytest
-from small_settings import KEYS, make_settings
+from provider_fixtures import (
+    GEMMA,
+    NEMOTRON,
+    OPENROUTER_UPSTREAM_429,
+    PAID,
+    in_stream,
+    openrouter_free_tier_429,
+    with_free_entries,
+)
+from small_settings import FREE, KEYS, make_settings
 
 from statebot._clock import FakeClock
 from statebot._errors import Outcome, ServerError
+from statebot._providers import classify
 from statebot._providers.health import HealthBoard, HealthChange, Probe
 
 
@@ -196,3 +206,33 @@ def test_a_failing_notifier_does_not_break_health() -> None:
     health = HealthBoard(make_settings(), FakeClock(), None, broken)
     health.record("groq-gpt-oss-120b", Outcome.AUTH)
     assert health.status("groq").state == "disabled"
+
+
+# --- the scope of OpenRouter's 429s (issue 14) ----------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a free-tier 429 is the key's")
+@pytest.mark.parametrize(
+    ("error", "cooled"),
+    [
+        (openrouter_free_tier_429("min", reset_in=42), {GEMMA, NEMOTRON, FREE}),
+        (OPENROUTER_UPSTREAM_429, {GEMMA}),
+    ],
+    ids=["free-tier: every :free entry of the key", "upstream: that model"],
+)
+def test_an_openrouter_429_cools_what_it_is_about(
+    error: dict[str, object], cooled: set[str]
+) -> None:
+    clock, changes = FakeClock(), list[HealthChange]()
+    settings = with_free_entries(make_settings())
+    health = HealthBoard(settings, clock, None, changes.append)
+    model_id = settings.models[GEMMA].ids[0]
+    health.record_error(
+        GEMMA, classify.error_from_payload("openrouter", model_id, in_stream(error))
+    )
+    states = {m.key: health.status(m.provider, m.key).state for m in settings.models.values()}
+    assert {key for key, state in states.items() if state == "cooldown"} == cooled
+    assert health.status("openrouter").state == "healthy"  # never the whole provider
+    assert PAID not in cooled and all(c.provider == "openrouter" for c in changes)
+    clock.advance(61)
+    assert all(health.can_serve(key) for key in settings.models)

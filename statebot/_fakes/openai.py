@@ -82,6 +82,8 @@ class Script:
     finish_reason: str = "stop"  # "length": the model stopped at its length limit (a cut answer)
     garbage_after: int | None = None  # after this many pieces, one chunk that is not JSON
     done: bool = True  # False: no [DONE] after the last chunk, the connection held open
+    stream_error: JSON | None = None  # a 200 whose stream reports this error body…
+    error_after: int = 0  # …after this many pieces (0: before any text), then ends
     times: int | None = None
 
 
@@ -157,6 +159,23 @@ class FakeOpenAI(ServerThread):
         """Answer ``status`` with ``body`` (default: ``error_body(status)``) and ``headers``."""
         body = body if body is not None else error_body(status)
         self.script(Script(status=status, body=body, headers=headers or {}, times=times), model)
+
+    def stream_error(
+        self,
+        error: JSON,
+        *,
+        after: int = 0,
+        model: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Accept the request (200, SSE), stream ``after`` pieces, then report ``error`` (a body
+        ``{"error": {...}}``) inside the stream as OpenRouter does once a model has started
+        (openrouter.ai/docs/api/reference/errors-and-debugging: "any error occurred while the
+        LLM is producing the output will be emitted ... as an SSE data event"; the chunk's shape
+        is its streaming page's: ``error`` beside ``choices`` whose finish_reason is "error").
+        The stream then ends without ``[DONE]`` (assumed: the docs do not say)."""
+        script = Script(stream_error=error, error_after=after, times=times)
+        self.script(script, model)
 
     def hang(self, *, model: str | None = None, times: int | None = None) -> None:
         self.script(Script(hang=True, times=times), model)
@@ -280,6 +299,12 @@ class _Completions(JsonHandler):
         deltas += [({"content": piece}, None) for piece in _PIECE.findall(text)]
         deltas.append(({}, script.finish_reason))
         for number, (delta, finish) in enumerate(deltas):
+            if script.stream_error is not None and number > script.error_after:
+                failed = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+                chunk = {**head, "object": "chat.completion.chunk", **script.stream_error}
+                await self._event({**chunk, "choices": [failed]})
+                await self.send("", finish=True)
+                return
             if cut is not None and number > cut:
                 self.detach().close()  # mid-body: the client sees an incomplete chunked response
                 self.gone = True
