@@ -254,7 +254,6 @@ async def test_a_stream_without_done_ends_promptly(fakes: dict[str, FakeOpenAI])
 # --- OpenRouter's errors inside a 200, by code and scope -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 async def test_an_in_stream_free_tier_429_cools_every_free_entry_and_another_provider_answers(
     fakes: dict[str, FakeOpenAI],
 ) -> None:
@@ -270,7 +269,6 @@ async def test_an_in_stream_free_tier_429_cools_every_free_entry_and_another_pro
     assert seconds < 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 async def test_an_in_stream_upstream_429_cools_that_model_and_openrouters_fallback_answers(
     fakes: dict[str, FakeOpenAI],
 ) -> None:
@@ -286,7 +284,6 @@ async def test_an_in_stream_upstream_429_cools_that_model_and_openrouters_fallba
     assert seconds < 1.5
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 async def test_an_in_stream_401_disables_the_provider_not_a_server_error(
     fakes: dict[str, FakeOpenAI],
 ) -> None:

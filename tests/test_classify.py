@@ -203,7 +203,6 @@ def test_missing_key_and_deadlines_say_what_to_do() -> None:
 # --- OpenRouter: errors inside a 200, and the scope of a 429 (issue 14) --------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 @pytest.mark.parametrize("where", ["in stream", "HTTP 429"])
 def test_an_openrouter_free_tier_429_is_the_keys_not_the_models(where: str) -> None:
     body = openrouter_free_tier_429("min", reset_in=42)
@@ -218,7 +217,6 @@ def test_an_openrouter_free_tier_429_is_the_keys_not_the_models(where: str) -> N
     assert err.public == "free-model limit of the key"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 @pytest.mark.parametrize(("per", "seconds"), [("min", 60.0), ("day", classify.MAX_WAIT_SECONDS)])
 def test_a_free_tier_429_without_its_reset_waits_for_its_window(per: str, seconds: float) -> None:
     body = in_stream(openrouter_free_tier_429(per, reset_in=None))
@@ -226,14 +224,12 @@ def test_a_free_tier_429_without_its_reset_waits_for_its_window(per: str, second
     assert isinstance(err, classify.FreeTierLimited) and err.retry_after == seconds
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 def test_an_upstream_429_in_stream_is_that_models() -> None:
     err = classify.error_from_payload("openrouter", "x:free", in_stream(OPENROUTER_UPSTREAM_429))
     assert type(err) is RateLimited and err.status == 429 and err.retry_after is None
     assert "Google AI Studio" in err.reason and "Google" not in err.public
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: in-stream errors classified by code and scope")
 @pytest.mark.parametrize(
     ("code", "message", "expected"),
     [

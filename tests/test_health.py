@@ -211,7 +211,6 @@ def test_a_failing_notifier_does_not_break_health() -> None:
 # --- the scope of OpenRouter's 429s (issue 14) ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a free-tier 429 is the key's")
 @pytest.mark.parametrize(
     ("error", "cooled"),
     [

@@ -50,6 +50,15 @@ _RETIRED_AVAILABILITY = frozenset(
      "model_unavailable_upstream"}
 )  # fmt: skip
 _REASON_CHARS = 140
+# OpenRouter's account-wide free-model limits, as named in its 429s ("Rate limit exceeded:
+# free-models-per-min." / "free-models-per-day" / "free-models-per-day-high-balance"; bodies
+# reported in github.com/Gitlawb/openclaude/issues/936 and 1549, cline/cline/issues/5301). The
+# docs (openrouter.ai/docs/guides/routing/model-variants/free) say these limits "apply to your
+# OpenRouter account as a whole — they are not per model". The wording is not documented: assumed.
+_FREE_TIER = re.compile(r"free-models-per-(min|day)")
+# Codes that are no number in an error inside a 200 (OpenRouter's streaming page shows
+# "server_error"); anything else that is no number stays a server error.
+_CODE_STATUS = {"rate_limit_exceeded": 429, "server_error": 500}
 MAX_WAIT_SECONDS = 3600.0
 """The longest wait a provider may announce (``retry-after``, ``x-ratelimit-reset-*``): an hour.
 
@@ -68,6 +77,13 @@ class ErrorInfo:
     param: str = ""
     detail: str = ""  # OpenRouter's metadata.raw: the upstream provider's own error text
     availability: str = ""  # OpenRouter's error.availability.code (since 2026-08-19)
+    upstream: str = ""  # OpenRouter's metadata.provider_name (or provider_code): whose error
+    reset: str = ""  # OpenRouter's metadata.headers X-RateLimit-Reset (epoch milliseconds)
+
+
+class FreeTierLimited(RateLimited):
+    """OpenRouter's free-model limit of the key (account-wide, not one model's): health cools
+    every ``:free`` entry of the provider, not only the one asked."""
 
 
 def parse_duration(text: str) -> float | None:
@@ -130,10 +146,14 @@ def error_info(body: bytes | str | object) -> ErrorInfo:
         return ErrorInfo(message=inner)
     fields: dict[str, Any] = inner if isinstance(inner, dict) else data
     metadata = fields.get("metadata")
-    raw = metadata.get("raw", "") if isinstance(metadata, dict) else ""
+    metadata = metadata if isinstance(metadata, dict) else {}
+    raw = metadata.get("raw", "")
     message = fields.get("message") or fields.get("detail") or ""
     availability = fields.get("availability")
     available = availability.get("code", "") if isinstance(availability, dict) else ""
+    upstream = metadata.get("provider_name") or metadata.get("provider_code") or ""
+    headers = metadata.get("headers")
+    reset = headers.get("X-RateLimit-Reset", "") if isinstance(headers, dict) else ""
     return ErrorInfo(
         message=str(message),
         code=str(fields.get("code") or ""),
@@ -141,6 +161,8 @@ def error_info(body: bytes | str | object) -> ErrorInfo:
         param=str(fields.get("param") or ""),
         detail=raw if isinstance(raw, str) else json.dumps(raw),
         availability=str(available or ""),
+        upstream=str(upstream),
+        reset=str(reset or ""),
     )
 
 
@@ -200,13 +222,21 @@ def error_from_response(
         if text.startswith("request too large"):
             return make(ContextTooLong, said("request too large (429)"))
         seconds = retry_after(headers)
+        free = _FREE_TIER.search(text)
+        if free is not None and not info.upstream:
+            return _free_tier_limited(provider, model, status, info, seconds, free.group(1))
         reason = "rate limited" if seconds is None else f"rate limited, retry in {seconds:g}s"
+        public = reason
+        if info.upstream:  # the provider behind OpenRouter: admins may see which
+            public = f"{reason} upstream"
+            reason = f"{public} ({_clip(info.upstream)})"
         return RateLimited(
             reason,
             provider=provider,
             model=model,
             status=status,
             reason=reason,
+            public=public,
             retry_after=seconds,
         )
     if status == 498:
@@ -229,17 +259,45 @@ def error_from_response(
 def error_from_payload(provider: str, model: str, payload: object) -> ProviderError:
     """An error reported inside a 200: an SSE error event or chunk, or ``finish_reason: "error"``.
 
-    The HTTP status is already 200, so the provider failed mid-answer: ServerError here, and the
-    client turns it into StreamBroken when visible text had already been sent.
+    OpenRouter answers 200 once a model has started and then reports errors "as an SSE data
+    event" with ``error.code`` the HTTP status it stands for (openrouter.ai/docs/api/reference/
+    errors-and-debugging). So a 4xx code or a 503 is classified as that HTTP status would be: a
+    429 by its scope (the key's free-model limit, or one model upstream), a 401 as a rejected
+    key. Any other code (a 5xx, a word, none) is a ServerError, as a failure mid-answer. The
+    client turns any of them into StreamBroken when visible text had already been sent.
     """
     info = error_info(payload)
-    status = int(info.code) if info.code.isdigit() else None
+    status = int(info.code) if info.code.isdigit() else _CODE_STATUS.get(info.code.lower())
+    if status is not None and (400 <= status < 500 or status == 503):
+        body = json.dumps(payload).encode()
+        return error_from_response(provider, model, status, {}, body)
     msg = _clip(info.message)
     public = "provider error in stream"
     reason = f"{public}: {msg}" if msg else public
     return ServerError(
         reason, provider=provider, model=model, status=status, reason=reason, public=public
     )
+
+
+def _free_tier_limited(
+    provider: str, model: str, status: int, info: ErrorInfo, seconds: float | None, per: str
+) -> FreeTierLimited:
+    """The key's free-model limit. The wait: a retry-after header, else the reset OpenRouter
+    puts in ``metadata.headers`` (epoch milliseconds), else the window's length (a minute; a
+    day's limit: MAX_WAIT_SECONDS, after which one question tells)."""
+    if seconds is None:
+        reset = parse_duration(info.reset)
+        if reset is not None and reset > 1e11:  # epoch milliseconds (seconds would be < 1e11)
+            seconds = max(0.0, reset / 1000 - time.time())
+    if seconds is None:
+        seconds = 60.0 if per == "min" else MAX_WAIT_SECONDS
+    seconds = min(seconds, MAX_WAIT_SECONDS)
+    public = "free-model limit of the key"
+    reason = f"{public} (per {per}), retry in {seconds:g}s"
+    return FreeTierLimited(
+        reason, provider=provider, model=model, status=status, reason=reason, public=public,
+        retry_after=seconds,
+    )  # fmt: skip
 
 
 def bad_response(provider: str, model: str, what: str, status: int | None = 200) -> BadResponse:

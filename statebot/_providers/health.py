@@ -19,8 +19,8 @@ from transitions import EventData, Machine
 
 from .._clock import Clock, TimerHandle
 from .._errors import Outcome, ProviderError
-from .._settings import Settings
-from .classify import MAX_WAIT_SECONDS
+from .._settings import ModelSettings, Settings
+from .classify import MAX_WAIT_SECONDS, FreeTierLimited
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ PROVIDER_FAILURES = frozenset(
     }
 )
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without retry-after or x-ratelimit-reset-*
+FREE_ROUTER = "openrouter/free"  # serves only free models: it shares their limits (assumed)
 
 Probe = Callable[[str, str], Awaitable[None]]
 
@@ -209,12 +210,21 @@ class HealthBoard:
         # is one id's retirement: the catalog moves the entry to its next id (``catalog.py``).
 
     def record_error(self, model_key: str, error: ProviderError) -> None:
-        """``record`` for a raised ProviderError: its outcome, retry_after and reason."""
+        """``record`` for a raised ProviderError: its outcome, retry_after and reason.
+
+        The key's free-model limit (FreeTierLimited) cools every free entry of the provider:
+        asking another would only meet the same limit."""
         retry_after = getattr(error, "retry_after", None)
-        self.record(
-            model_key, error.outcome, retry_after=retry_after, reason=error.public,
-            detail=error.reason,
-        )  # fmt: skip
+        keys = [model_key]
+        if isinstance(error, FreeTierLimited):
+            provider = self.settings.models[model_key].provider
+            free = [m.key for m in self.settings.models_of(provider) if _is_free(m)]
+            keys += [key for key in free if key != model_key]
+        for key in keys:
+            self.record(
+                key, error.outcome, retry_after=retry_after, reason=error.public,
+                detail=error.reason,
+            )  # fmt: skip
 
     # --- admin -----------------------------------------------------------------------------
 
@@ -332,3 +342,9 @@ class HealthBoard:
             return preferred
         healthy = [k for k in models if self._models[k].state == "healthy"]
         return healthy[0] if healthy else preferred or models[0]
+
+
+def _is_free(model: ModelSettings) -> bool:
+    """An entry whose requests count toward OpenRouter's free-model limits: ``:free`` ids
+    (openrouter.ai/docs/guides/routing/model-variants/free) or the free router."""
+    return any(i.endswith(":free") or i == FREE_ROUTER for i in model.ids)
