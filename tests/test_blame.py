@@ -293,3 +293,29 @@ async def test_an_in_stream_401_disables_the_provider_not_a_server_error(
     assert result.model_key == GPT_OSS
     assert outcomes(result)[0] == (GEMMA, Outcome.AUTH)
     assert w.health.status("openrouter").state == "disabled"
+
+
+# --- item 2: shutdown never waits on a probe ----------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: probes are cancelled on close")
+async def test_closing_health_cancels_a_probe_hanging_over_http(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    groq = fakes["groq"]
+    groq.fail(500, times=2)  # the question and its retry open Groq (failures_to_open = 1)
+    groq.hang()  # then the probe hangs: its limit is Groq's total, 9 s
+    slow = Timeouts(connect=0.5, first_token=8.0, total=9.0)
+    async with world(fakes, slow, open_seconds=0.05) as w:
+        result, _ = await w.ask()
+        for _ in range(250):  # up to 5 s for the probe to arrive
+            if groq.count() >= 3:
+                break
+            await asyncio.sleep(0.02)
+        assert groq.count() == 3 and w.health.status("groq").state == "half_open"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(w.health.aclose(), 5)
+        seconds = loop.time() - started
+    assert result.model_key == CEREBRAS
+    assert seconds < 1  # the hanging probe is cancelled, not awaited

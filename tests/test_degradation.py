@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from conftest import ADMIN, FLOWS, SETTINGS
 
@@ -165,3 +167,16 @@ async def test_the_model_menu_shows_why_and_until_when_a_model_cannot_serve(
     assert chat.text.splitlines()[1:] == [note]
     assert f"✅ 🚀 Groq GPT-OSS 120B {badge}" in chat.buttons
     assert "🪶 Groq GPT-OSS 20B" + (" ⛔" if note.startswith("⛔ Groq:") else "") in chat.buttons
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: probes are cancelled on close")
+async def test_shutdown_does_not_wait_on_a_hanging_probe() -> None:
+    kit = await BotKit.start(SETTINGS, FLOWS)
+    kit.providers.fail("groq", 500)
+    for chat_id in range(1, kit.bot.settings.health.failures_to_open + 1):
+        await kit.chat(chat_id).send("question")
+    assert kit.bot.health.status("groq").state == "open"
+    kit.providers.hang("groq")  # the probe never answers
+    kit.clock.advance(kit.bot.settings.health.open_max_seconds)
+    await kit.until(lambda: kit.providers.count("groq", probes=True) == 1)
+    await asyncio.wait_for(kit.aclose(), 5)  # before: waited for the probe's limit (120 s)

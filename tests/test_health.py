@@ -15,10 +15,10 @@ from provider_fixtures import (
     openrouter_free_tier_429,
     with_free_entries,
 )
-from small_settings import FREE, KEYS, make_settings
+from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, make_settings
 
 from statebot._clock import FakeClock
-from statebot._errors import Outcome, ServerError
+from statebot._errors import AuthRejected, Outcome, ProviderError, RegionBlocked, ServerError
 from statebot._providers import classify
 from statebot._providers.health import HealthBoard, HealthChange, Probe
 
@@ -235,3 +235,105 @@ def test_an_openrouter_429_cools_what_it_is_about(
     assert PAID not in cooled and all(c.provider == "openrouter" for c in changes)
     clock.advance(61)
     assert all(health.can_serve(key) for key in settings.models)
+
+
+# --- disabled by the provider's word: re-checked on a slow timer (issue 14) ----------------------
+
+
+class Prober:
+    """A probe that fails with ``errors`` in turn, then answers; or hangs while ``hold``."""
+
+    def __init__(self, *errors: ProviderError, hold: bool = False) -> None:
+        self.errors = list(errors)
+        self.calls: list[tuple[str, str]] = []
+        self.hold = asyncio.Event() if hold else None
+        self.cancelled = 0
+
+    async def __call__(self, provider: str, model_key: str) -> None:
+        self.calls.append((provider, model_key))
+        try:
+            if self.hold is not None:
+                await self.hold.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def rejected(outcome: Outcome) -> ProviderError:
+    if outcome is Outcome.REGION:
+        return RegionBlocked("region blocked (HTML 403)", provider="groq", status=403)
+    return AuthRejected("key rejected (401)", provider="groq", status=401)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: disabled providers are re-checked")
+@pytest.mark.parametrize("outcome", [Outcome.AUTH, Outcome.REGION])
+async def test_a_provider_disabled_by_its_answer_is_rechecked_on_a_slow_timer(
+    outcome: Outcome,
+) -> None:
+    probe = Prober(rejected(outcome))
+    health, clock, changes = board(probe)
+    assert health.settings.health.recheck_disabled_seconds == 600  # the default
+    health.record(GPT_OSS, outcome)
+    clock.advance(599)
+    await health.settle()
+    assert probe.calls == [] and health.status("groq").state == "disabled"
+    clock.advance(1)  # the first re-check: still refused, still the same episode, no change
+    await health.settle()
+    assert probe.calls == [("groq", GPT_OSS)] and health.status("groq").state == "disabled"
+    assert [(c.old, c.new) for c in changes] == [("healthy", "disabled")]  # one admin alert
+    clock.advance(600)  # the second: answered, back for everyone
+    await health.settle()
+    assert len(probe.calls) == 2 and health.status("groq").state == "healthy"
+    assert [(c.old, c.new) for c in changes] == [("healthy", "disabled"), ("disabled", "healthy")]
+    clock.advance(6000)
+    await health.settle()
+    assert len(probe.calls) == 2  # healthy: no more re-checks
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: disabled providers are re-checked")
+async def test_the_recheck_interval_is_a_setting() -> None:
+    probe = Prober()
+    health, clock, _ = board(probe, recheck_disabled_seconds=60)
+    health.record(GPT_OSS, Outcome.AUTH)
+    clock.advance(60)
+    await health.settle()
+    assert health.status("groq").state == "healthy" and len(probe.calls) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: disabled providers are re-checked")
+async def test_never_rechecked_when_an_admin_turned_it_off_or_it_has_no_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probe = Prober()
+    health, clock, _ = board(probe)
+    health.record(GPT_OSS, Outcome.AUTH)
+    health.disable("groq", "disabled by an admin")  # the admin's word wins over the timer
+    monkeypatch.delenv("CEREBRAS_API_KEY")
+    health.record(CEREBRAS, Outcome.AUTH)  # refused, and its key is gone meanwhile
+    clock.advance(6000)
+    await health.settle()
+    assert probe.calls == []
+    assert health.status("groq").state == "disabled" == health.status("cerebras").state
+    await health.aclose()
+
+
+# --- shutdown never waits on a probe (issue 14) --------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: probes are cancelled on close")
+async def test_close_cancels_a_hanging_probe_and_starts_no_more() -> None:
+    probe = Prober(hold=True)
+    health, clock, _ = board(probe, open_seconds=30)
+    for _ in range(3):
+        health.record(GPT_OSS, Outcome.SERVER)
+    clock.advance(30)
+    await asyncio.sleep(0)
+    assert len(probe.calls) == 1 and health.status("groq").state == "half_open"
+    await asyncio.wait_for(health.aclose(), 5)  # the probe would hang for ever
+    assert probe.cancelled == 1
+    health.record(CEREBRAS, Outcome.AUTH)  # after close: no timer, no probe
+    clock.advance(6000)
+    await asyncio.sleep(0)
+    assert len(probe.calls) == 1
