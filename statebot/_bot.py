@@ -235,7 +235,7 @@ class Bot:
     async def aclose(self) -> None:
         await self.catalog.aclose()
         await self.engine.close()
-        await self.health.settle()
+        await self.health.aclose()  # cancels probes in flight: a hanging one never holds the exit
         await self.backend.aclose()
         await self.store.close()
 

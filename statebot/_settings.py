@@ -73,6 +73,7 @@ class HealthSettings:
     rate_limit_retry_seconds: float = 1.0  # a 429 announcing no wait: one retry after 0.5-1.5x
     retry_budget: float = 0.2
     request_deadline_seconds: float = 300.0  # the cap of router.question_deadline
+    recheck_disabled_seconds: float = 600.0  # a provider that refused our key: one probe this often
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,7 @@ _HEALTH = {
     ),
     "retry_budget": _Range("a share of requests: 0.2 lets retries add 20%", least=0, most=1),
     "request_deadline_seconds": _seconds("seconds capping one question, all attempts; e.g. 300"),
+    "recheck_disabled_seconds": _seconds("seconds between probes of a refused key; e.g. 600"),
 }
 _TELEGRAM_NUMBERS = {
     "port": _Range("0 picks a free port", whole=True, least=0, most=65535, name="a TCP port, "),

@@ -298,7 +298,6 @@ async def test_an_in_stream_401_disables_the_provider_not_a_server_error(
 # --- item 2: shutdown never waits on a probe ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: probes are cancelled on close")
 async def test_closing_health_cancels_a_probe_hanging_over_http(
     fakes: dict[str, FakeOpenAI],
 ) -> None:

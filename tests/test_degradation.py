@@ -169,7 +169,6 @@ async def test_the_model_menu_shows_why_and_until_when_a_model_cannot_serve(
     assert "🪶 Groq GPT-OSS 20B" + (" ⛔" if note.startswith("⛔ Groq:") else "") in chat.buttons
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: probes are cancelled on close")
 async def test_shutdown_does_not_wait_on_a_hanging_probe() -> None:
     kit = await BotKit.start(SETTINGS, FLOWS)
     kit.providers.fail("groq", 500)

@@ -267,7 +267,6 @@ def rejected(outcome: Outcome) -> ProviderError:
     return AuthRejected("key rejected (401)", provider="groq", status=401)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: disabled providers are re-checked")
 @pytest.mark.parametrize("outcome", [Outcome.AUTH, Outcome.REGION])
 async def test_a_provider_disabled_by_its_answer_is_rechecked_on_a_slow_timer(
     outcome: Outcome,
@@ -292,7 +291,6 @@ async def test_a_provider_disabled_by_its_answer_is_rechecked_on_a_slow_timer(
     assert len(probe.calls) == 2  # healthy: no more re-checks
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: disabled providers are re-checked")
 async def test_the_recheck_interval_is_a_setting() -> None:
     probe = Prober()
     health, clock, _ = board(probe, recheck_disabled_seconds=60)
@@ -302,7 +300,6 @@ async def test_the_recheck_interval_is_a_setting() -> None:
     assert health.status("groq").state == "healthy" and len(probe.calls) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: disabled providers are re-checked")
 async def test_never_rechecked_when_an_admin_turned_it_off_or_it_has_no_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -322,7 +319,6 @@ async def test_never_rechecked_when_an_admin_turned_it_off_or_it_has_no_key(
 # --- shutdown never waits on a probe (issue 14) --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: probes are cancelled on close")
 async def test_close_cancels_a_hanging_probe_and_starts_no_more() -> None:
     probe = Prober(hold=True)
     health, clock, _ = board(probe, open_seconds=30)

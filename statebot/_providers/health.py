@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,8 @@ PROVIDER_FAILURES = frozenset(
 )
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without retry-after or x-ratelimit-reset-*
 FREE_ROUTER = "openrouter/free"  # serves only free models: it shares their limits (assumed)
+CLOSE_SECONDS = 2.0  # aclose waits at most this long for cancelled probes to end
+_REFUSED = frozenset({Outcome.AUTH, Outcome.REGION})  # the provider's word: disabled, re-checked
 
 Probe = Callable[[str, str], Awaitable[None]]
 
@@ -91,6 +93,7 @@ class _Circuit:
         self.episode = 0
         self.failures = 0  # in a row, while healthy
         self.opens = 0  # consecutive re-opens, for the doubling wait
+        self.recheck = False  # disabled by the provider's refusal: re-checked on a slow timer
         self.timer: TimerHandle | None = None
         self._board = board
         Machine(
@@ -141,6 +144,7 @@ class HealthBoard:
         self._clock = clock
         self._episodes = itertools.count(1)
         self._probes: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._providers = {name: _Circuit(self, name, None) for name in settings.providers}
         self._models = {key: _Circuit(self, m.provider, key) for key, m in settings.models.items()}
         for name, provider in settings.providers.items():
@@ -204,8 +208,10 @@ class HealthBoard:
                     self._open(provider, reason, detail)
             elif provider.state == "half_open":
                 self._open(provider, reason, detail)
-        elif outcome in (Outcome.AUTH, Outcome.REGION) and provider.state != "disabled":
+        elif outcome in _REFUSED and provider.state != "disabled":
             provider.trigger("disable", reason=reason, detail=detail)  # one episode, one alert
+            provider.recheck = True
+            self._arm_recheck(provider)
         # TOO_LONG and BAD_REQUEST say nothing about health: the request was at fault. MODEL_GONE
         # is one id's retirement: the catalog moves the entry to its next id (``catalog.py``).
 
@@ -229,6 +235,8 @@ class HealthBoard:
     # --- admin -----------------------------------------------------------------------------
 
     def disable(self, provider: str, reason: str) -> None:
+        """An admin's (or a missing key's) word: no timer brings it back, only ``enable``."""
+        self._providers[provider].recheck = False
         self._providers[provider].trigger("disable", reason=reason or "disabled by an admin")
 
     def enable(self, provider: str) -> None:
@@ -243,9 +251,23 @@ class HealthBoard:
             self._models[model_key].trigger("enable", reason="enabled by an admin")
 
     async def settle(self) -> None:
-        """Wait for the probes in flight (tests, shutdown)."""
+        """Wait for the probes in flight (tests)."""
         while self._probes:
             await asyncio.wait(set(self._probes))  # never cancels what it waits for
+
+    async def aclose(self) -> None:
+        """Shutdown: no probe starts from now on, and those in flight are cancelled (a hanging
+        provider must not hold the bot's exit for its whole deadline)."""
+        self._closed = True
+        for circuit in (*self._providers.values(), *self._models.values()):
+            if circuit.timer is not None:
+                circuit.timer.cancel()
+                circuit.timer = None
+        probes = set(self._probes)
+        for task in probes:
+            task.cancel()
+        if probes:
+            await asyncio.wait(probes, timeout=CLOSE_SECONDS)
 
     # --- inside ----------------------------------------------------------------------------
 
@@ -296,19 +318,66 @@ class HealthBoard:
 
     def _half_open(self, provider: _Circuit) -> None:
         """The timer's end of an open interval: half-open and send exactly one probe."""
-        if provider.state != "open":
+        if provider.state != "open" or self._closed:
             return
         provider.trigger("start_probe", reason=provider.reason)
         if self.probe is None:
             log.warning("%s is half-open, no probe set: waiting for an admin", provider.provider)
             return
+        self._start(provider, self._run_probe(provider))
+
+    def _start(self, provider: _Circuit, probe: Coroutine[Any, Any, None]) -> None:
         try:
-            task = asyncio.get_running_loop().create_task(self._run_probe(provider))
+            task = asyncio.get_running_loop().create_task(probe)
         except RuntimeError:
+            probe.close()
             log.warning("no event loop to probe %s from", provider.provider)
             return
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
+
+    def _arm_recheck(self, provider: _Circuit) -> None:
+        """In ``recheck_disabled_seconds``, one probe asks whether the refusal still holds."""
+        if self._closed or not provider.recheck or provider.state != "disabled":
+            return
+        when = self._clock.now() + self.settings.health.recheck_disabled_seconds
+        provider.timer = self._clock.call_at(when, lambda: self._recheck(provider))
+
+    def _recheck(self, provider: _Circuit) -> None:
+        """Never for a provider an admin turned off, nor one whose key is gone."""
+        provider.timer = None
+        if self._closed or not provider.recheck or provider.state != "disabled":
+            return
+        if self.settings.providers[provider.provider].api_key() is None or self.probe is None:
+            return
+        self._start(provider, self._run_recheck(provider))
+
+    async def _run_recheck(self, provider: _Circuit) -> None:
+        """A refused provider asked again: an answer (or any answer that shows the key was
+        accepted: a rate limit, a request refused as ours) enables it; a refusal, a failure or
+        a timeout keeps it disabled, in the same episode (no alert), until the next re-check."""
+        assert self.probe is not None
+        model_key = self._probe_model(provider.provider)
+        accepted: str | None = "answered again"
+        try:
+            timeouts = self.settings.providers[provider.provider].timeouts
+            limit = min(self.settings.health.request_deadline_seconds, timeouts.total)
+            async with asyncio.timeout(limit):
+                await self.probe(provider.provider, model_key)
+        except ProviderError as error:
+            keeps = _REFUSED | PROVIDER_FAILURES | {Outcome.OURS}
+            accepted = None if error.outcome in keeps else f"answered: {error.outcome}"
+            log.info("%s re-checked: %s", provider.provider, error.reason)
+        except Exception as error:  # a timeout or a bug in the probe: still not usable
+            accepted = None
+            log.info("%s re-checked: %s", provider.provider, type(error).__name__)
+        if not provider.recheck or provider.state != "disabled":
+            return  # an admin decided meanwhile
+        if accepted is None:
+            self._arm_recheck(provider)
+            return
+        provider.recheck = False
+        provider.trigger("enable", reason=accepted)
 
     async def _run_probe(self, provider: _Circuit) -> None:
         assert self.probe is not None
