@@ -34,7 +34,8 @@ from telegram.error import BadRequest, EndPointNotFound, InvalidToken, NetworkEr
 
 from .._clock import Clock, TimerHandle
 from .._engine.effects import AnswerButtons, AnswerDone, AnswerRemoved, AnswerStarted
-from .telegram_format import Rendered, fits, render, split_markdown
+from .telegram_format import Rendered
+from .telegram_rich import RichMessages
 from .telegram_send import Sender, markup
 
 log = logging.getLogger("statebot.telegram")
@@ -136,9 +137,9 @@ class AnswerStream:
             )  # fmt: skip
             self.control_id = message.message_id if message else None
             self._own(self.control_id)
-        while not fits(self.live):  # split again: text comes while a message is sent
+        while not self.streams.out.fits(self.live):  # split again: text comes while sending
             snapshot = self.live
-            *finished, rest = split_markdown(snapshot)
+            *finished, rest = self.streams.out.split(snapshot)
             for piece in finished:
                 await self._finish(piece)
             self.live = rest + self.live[len(snapshot) :]  # and what came meanwhile
@@ -148,19 +149,19 @@ class AnswerStream:
         if self.drafting() and await self._draft(text):
             return
         if self.live_id is None:
-            message = await sender.send(
-                self.chat_id, render(text), thread_id=self.thread_id, keyboard=self.keyboard
+            message = await self.streams.out.send(
+                self.chat_id, text, thread_id=self.thread_id, keyboard=self.keyboard
             )
             self.live_id = message.message_id if message else None
             self._own(self.live_id)
         else:
-            await sender.edit(self.chat_id, self.live_id, render(text), self.keyboard)
+            await self.streams.out.edit(self.chat_id, self.live_id, text, self.keyboard)
 
     async def _draft(self, text: str) -> bool:
         """The draft shown; False when it failed and the answer is to edit a message."""
         chat_id, streams = self.chat_id, self.streams
         try:
-            await streams.sender.draft(chat_id, self.draft_id, render(text), self.thread_id)
+            await streams.out.draft(chat_id, self.draft_id, text, self.thread_id)
             return True
         except (InvalidToken, EndPointNotFound) as exc:  # a Bot API server without drafts
             log.warning("no drafts (%s): answers stream by editing a message", exc)
@@ -177,13 +178,13 @@ class AnswerStream:
 
     async def _finish(self, piece: str) -> None:
         """A piece that will not change: the live message becomes it, or it is sent."""
-        sender, rendered = self.streams.sender, render(piece)
-        if self.live_id is not None and await sender.edit(self.chat_id, self.live_id, rendered):
+        sender, out = self.streams.sender, self.streams.out
+        if self.live_id is not None and await out.edit(self.chat_id, self.live_id, piece):
             self.message_ids.append(self.live_id)
         else:
             if self.live_id is not None:  # it stays as it was, without ⏹ Stop
                 await sender.set_keyboard(self.chat_id, self.live_id, None)
-            message = await sender.send(self.chat_id, rendered, thread_id=self.thread_id)
+            message = await out.send(self.chat_id, piece, thread_id=self.thread_id)
             if message is not None:
                 self.message_ids.append(message.message_id)
                 self._own(message.message_id)
@@ -213,7 +214,7 @@ class AnswerStream:
         if done.footer:
             self.live = f"{self.live.rstrip()}\n\n{done.footer}"  # who answered, for the chat's own
         try:
-            for piece in split_markdown(self.live):
+            for piece in self.streams.out.split(self.live):
                 if piece.strip():
                     await self._finish(piece)
             if self.live_id is not None:  # a blank tail: the live message is the last one
@@ -276,8 +277,10 @@ class Streams:
         draft_seconds: float,
         edit_seconds: float,
         title_of: Callable[[str], str],
+        rich: str = "off",
     ) -> None:
         self.sender = sender
+        self.out = RichMessages(sender, rich)  # answers: rich (telegram_rich) or entities
         self.clock = clock
         self.draft_seconds = draft_seconds
         self.edit_seconds = edit_seconds
