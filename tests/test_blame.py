@@ -24,7 +24,7 @@ from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, make_settings
 from statebot._clock import SystemClock
 from statebot._errors import Outcome
 from statebot._fakes.openai import FakeOpenAI, Script
-from statebot._providers.base import ChatRequest
+from statebot._providers.base import ChatRequest, Cut
 from statebot._providers.client import OpenAICompatibleClient
 from statebot._providers.health import HealthBoard
 from statebot._providers.router import Router, RouteResult
@@ -318,3 +318,26 @@ async def test_closing_health_cancels_a_probe_hanging_over_http(
         seconds = loop.time() - started
     assert result.model_key == CEREBRAS
     assert seconds < 1  # the hanging probe is cancelled, not awaited
+
+
+async def test_a_probe_cut_at_its_one_token_counts_as_an_answer(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    """Probes ask for max_tokens = 1: the fake stops there with finish_reason "length", as a
+    provider does; that is the provider answering, so Groq is healthy again."""
+    groq = fakes["groq"]
+    groq.fail(500, times=2)  # the question and its retry open Groq (failures_to_open = 1)
+    async with world(fakes, open_seconds=0.05) as w:
+        result, _ = await w.ask()
+        for _ in range(250):  # up to 5 s for the probe
+            if w.health.status("groq").state == "healthy":
+                break
+            await asyncio.sleep(0.02)
+        state = w.health.status("groq").state
+        question = ({"role": "user", "content": "ping"},)
+        request = ChatRequest("groq", "openai/gpt-oss-120b", question, probe=True, max_tokens=1)
+        pieces = [piece async for piece in w.client.stream(request)]
+    assert result.model_key == CEREBRAS and state == "healthy"
+    probe = groq.calls[2][1]
+    assert probe["max_tokens"] == 1 and groq.count() == 4
+    assert isinstance(pieces[-1], Cut) and pieces[-1].reason == "length"  # what the probe got

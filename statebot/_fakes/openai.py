@@ -19,7 +19,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import JSON, JsonHandler, ServerThread
 
@@ -277,6 +277,7 @@ class _Completions(JsonHandler):
             await self.reply(script.status, script.body or {}, script.headers)
         else:
             text = script.text if script.text is not None else _echo(model, body)
+            text, script = _within_max_tokens(text, script, body)
             head = {"id": f"chatcmpl-{next(self.fake._ids)}", "created": int(time.time())}
             head["model"] = model
             if body.get("stream"):
@@ -338,6 +339,19 @@ def _echo(model: str, body: JSON) -> str:
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     content = users[-1].get("content", "") if users else ""
     return f"{model}: {content if isinstance(content, str) else json.dumps(content)}"
+
+
+def _within_max_tokens(text: str, script: Script, body: JSON) -> tuple[str, Script]:
+    """An answer longer than the request's ``max_tokens`` (or ``max_completion_tokens``) stops
+    there with finish_reason "length", as OpenAI's API documents it ("the maximum number of
+    tokens specified in the request was reached"). Words stand in for tokens (assumed)."""
+    limit = body.get("max_tokens", body.get("max_completion_tokens"))
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        return text, script
+    pieces = _PIECE.findall(text)
+    if len(pieces) <= limit:
+        return text, script
+    return "".join(pieces[:limit]), replace(script, finish_reason="length")
 
 
 def _usage(body: JSON, text: str) -> JSON:
