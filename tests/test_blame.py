@@ -244,7 +244,7 @@ async def test_a_malformed_chunk_is_skipped(fakes: dict[str, FakeOpenAI]) -> Non
 
 @pytest.mark.parametrize(
     "idle",
-    [3.0, pytest.param(0.3, marks=pytest.mark.xfail(strict=True, reason="issue 14: idle < grace"))],
+    [3.0, 0.3],
     ids=["idle longer than the grace", "idle shorter than the grace"],
 )
 async def test_a_stream_without_done_ends_promptly(

@@ -214,6 +214,10 @@ class OpenAICompatibleClient:
                                 event = await self._within(clock, name, model, anext(events))
                     except (StopAsyncIteration, TimeoutError):
                         break
+                    except ProviderError:
+                        if decoder.finish_reason is None:
+                            raise
+                        break  # the answer is whole: a limit or a drop while waiting for [DONE]
                     clock.last = clock.loop.time()
                     piece = decoder.decode(event)
                     clock.started = clock.started or decoder.started
