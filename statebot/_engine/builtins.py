@@ -43,7 +43,7 @@ SYSTEM_EVENTS = (
     "model_replaced",
     "all_down",
     "provider_back",
-    "stream_broken",
+    "stream_broken",  # no longer raised (answer_cut replaced it): kept so older flows still load
     "too_long",
     "bad_request",
     "stale_press",
