@@ -21,13 +21,13 @@ from provider_fixtures import (
 )
 from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, make_settings
 
-from statebot._clock import SystemClock
+from statebot._clock import FakeClock, SystemClock
 from statebot._errors import Outcome
 from statebot._fakes.openai import FakeOpenAI, Script
 from statebot._providers.base import ChatRequest, Cut
 from statebot._providers.client import OpenAICompatibleClient
 from statebot._providers.health import HealthBoard
-from statebot._providers.router import Router, RouteResult
+from statebot._providers.router import RouteEvent, Router, RouteResult
 from statebot._settings import Settings, TelegramSettings, Timeouts
 
 SMALL = Timeouts(connect=0.5, first_token=0.5, total=5.0)
@@ -350,3 +350,98 @@ async def test_a_probe_cut_at_its_one_token_counts_as_an_answer(
     probe = groq.calls[2][1]
     assert probe["max_tokens"] == 1 and groq.count() == 4
     assert isinstance(pieces[-1], Cut) and pieces[-1].reason == "length"  # what the probe got
+
+
+# --- the rest of the fault table, over HTTP ----------------------------------------------------
+
+
+async def test_a_stall_mid_answer_restarts_on_the_fallback_when_nothing_final_was_shown(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    fakes["groq"].pace = 3.0  # one piece, then nothing for 3 s
+    fakes["groq"].answer("one two three four")
+    stalls = Timeouts(connect=0.5, first_token=0.5, total=5.0, idle=0.3)
+    shown: list[str] = []
+    heard: list[str] = []
+
+    async def on_delta(piece: str) -> None:
+        shown.append(piece)
+
+    async def on_event(event: RouteEvent) -> None:
+        heard.append(event.name)
+
+    async def may_restart() -> bool:
+        shown.clear()  # a draft, not final: the transport takes it back
+        return True
+
+    async with world(fakes, stalls) as w:
+        question = [{"role": "user", "content": "привет"}]
+        result = await w.router.ask(GPT_OSS, question, on_delta, on_event, may_restart=may_restart)
+    assert result.model_key == CEREBRAS and result.complete and result.cut == ""
+    assert "".join(shown) == result.text == "gpt-oss-120b: привет"
+    assert heard[0] == "answer_restarted"
+    assert outcomes(result) == [(GPT_OSS, Outcome.BROKEN_STREAM), (CEREBRAS, Outcome.OK)]
+    assert (fakes["groq"].count(), fakes["cerebras"].count()) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "event", "public"),
+    [
+        (400, {"error": {"message": "This model's maximum context length is 8192 tokens",
+                         "type": "invalid_request_error", "code": "context_length_exceeded"}},
+         "too_long", "context too long"),
+        (403, {"error": {"message": "Your input was flagged by moderation: secret words",
+                         "code": 403}},
+         "bad_request", "flagged by moderation (403)"),
+    ],
+    ids=["context length", "content policy"],
+)  # fmt: skip
+async def test_our_request_refused_is_not_retried_and_shows_a_classified_reason(
+    fakes: dict[str, FakeOpenAI], status: int, body: dict[str, object], event: str, public: str
+) -> None:
+    fakes["groq"].fail(status, body)
+    async with world(fakes) as w:
+        result, _ = await w.ask()
+    assert [e.name for e in result.events] == [event] and not result.complete
+    assert result.events[0].data["reason"] == public  # never the provider's own words
+    assert (fakes["groq"].count(), fakes["cerebras"].count()) == (1, 0)
+    assert w.health.status("groq").state == "healthy"
+
+
+async def test_a_flapping_provider_is_probed_once_per_interval_and_back_within_30_s(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    """Groq fails for 45 s of the bot's clock, then recovers; a question every second. Shipped
+    health settings (open_seconds 10, open_max_seconds 30), failures_to_open 3."""
+    groq = fakes["groq"]
+    groq.fail(500)
+    settings = make_settings(failures_to_open=3)
+    providers = {
+        name: dataclasses.replace(p, base_url=fakes[name].base_url, timeouts=SMALL)
+        for name, p in settings.providers.items()
+    }
+    settings = dataclasses.replace(settings, providers=providers)
+    clock = FakeClock()
+    client = OpenAICompatibleClient(settings)
+    board = HealthBoard(settings, clock)
+    router = Router(settings, client, board, clock, random.Random(7))
+    answered: list[str | None] = []
+    try:
+        for second in range(90):
+            if second == 45:
+                groq.reset()
+            result = await router.ask(GPT_OSS, [{"role": "user", "content": "q"}])
+            answered.append(result.model_key)
+            clock.advance(1)
+            await asyncio.sleep(0.01)  # let a probe the timer started reach the fake
+            await board.settle()
+    finally:
+        await board.aclose()
+        await client.aclose()
+    back = answered.index(GPT_OSS, 45)
+    probes = [body for name, body in groq.calls if body.get("max_tokens") == 1]
+    assert all(model == CEREBRAS for model in answered[3:45])  # the fallback serves meanwhile
+    assert back - 45 <= 30  # users are back within 30 s of the recovery
+    assert 1 <= len(probes) <= 45 // 10  # one probe per open interval, no more
+    # users' requests: the three failures that opened it (one retried), then each after its return
+    assert groq.count() - len(probes) == 3 + 1 + (90 - back)
