@@ -152,23 +152,23 @@ class Providers:
 
 
 class WatchedBotApi(FakeBotApi):
-    """FakeBotApi that counts calls by method and hands each arrival, timed, to ``listener``."""
+    """FakeBotApi that counts calls by method and hands each arrival, timed, to ``on_call``."""
 
     def __init__(self) -> None:
         super().__init__(max_poll=10.0)
-        self.counts: Counter[str] = Counter()
-        self.last_call = 0.0  # perf_counter of the last call other than getUpdates
-        self.listener: Callable[[float, str, JSON], None] | None = None
+        self.seen_calls: Counter[str] = Counter()  # names of its own: the fake's may grow
+        self.last_seen = 0.0  # perf_counter of the last call other than getUpdates
+        self.on_call: Callable[[float, str, JSON], None] | None = None
 
     def record(self, name: str, params: JSON) -> None:
         now = time.perf_counter()
         super().record(name, params)
-        self.counts[name] += 1
+        self.seen_calls[name] += 1
         if name != "getUpdates":
-            self.last_call = now
-        listener = self.listener
-        if listener is not None:
-            listener(now, name, params)
+            self.last_seen = now
+        on_call = self.on_call
+        if on_call is not None:
+            on_call(now, name, params)
 
 
 def _env() -> dict[str, str]:
@@ -216,7 +216,7 @@ class Bot:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until its first getUpdates (or raise with its output)."""
         end = time.monotonic() + timeout
-        while not self.api.counts["getUpdates"]:
+        while not self.api.seen_calls["getUpdates"]:
             if self.proc.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"{self.name} did not start polling\n{self.output()}")
             time.sleep(0.05)
@@ -245,6 +245,11 @@ class Bot:
                 self.proc.wait()
         self.out.close()
         self.api.stop()
+        text = (self.folder / "output.txt").read_text(encoding="utf-8", errors="replace")
+        errors = [line for line in text.splitlines() if "Traceback" in line or "ERROR" in line]
+        if errors:  # the figures stand, but whoever reads them should know
+            print(f"{self.name}: {len(errors)} errors in its log, the first: {errors[0]}",
+                  file=sys.stderr)  # fmt: skip
 
 
 # --- the users -------------------------------------------------------------------------------
@@ -348,7 +353,7 @@ class Driver:
         self.waiting: dict[int, Waiter] = {}
         self.queries: dict[str, Waiter] = {}
         self.loop = asyncio.get_running_loop()
-        self.api.listener = lambda *arrived: self.loop.call_soon_threadsafe(self.arrived, *arrived)
+        self.api.on_call = lambda *arrived: self.loop.call_soon_threadsafe(self.arrived, *arrived)
         self.tally: Tally | None = None
         self.pushed = 0  # updates pushed so far
 
@@ -393,7 +398,7 @@ class Driver:
         old: frozenset[int] = frozenset()
         if kind == "question":
             old = frozenset(int(m["message_id"]) for m in self.api.messages(chat_id)
-                            if self.size.answer in str(m.get("text", "")))  # fmt: skip
+                            if self.size.answer in "\n".join(_strings(m)))  # fmt: skip
         waiter = Waiter(kind, chat_id, time.perf_counter(), self.loop.create_future(),
                         self.size.answer, old=old)  # fmt: skip
         self.waiting[chat_id] = waiter
@@ -486,7 +491,7 @@ class _Window:
     async def __aenter__(self) -> list[float]:
         self.driver.tally = self.tally
         bot = self.driver.bot
-        self.calls, self.cpu = Counter(bot.api.counts), bot.cpu_seconds()
+        self.calls, self.cpu = Counter(bot.api.seen_calls), bot.cpu_seconds()
         self.pushed = self.driver.pushed
         self.start = time.perf_counter()
         return self.span
@@ -494,17 +499,19 @@ class _Window:
     async def __aexit__(self, *exc: object) -> None:
         bot, tally = self.driver.bot, self.tally
         end = time.perf_counter() + 5.0  # its last tidying calls: until 0.5 s without one
-        while time.perf_counter() < end and time.perf_counter() - bot.api.last_call < 0.5:  # noqa: ASYNC110 (another thread's clock)
+        while time.perf_counter() < end and time.perf_counter() - bot.api.last_seen < 0.5:  # noqa: ASYNC110 (another thread's clock)
             await asyncio.sleep(0.1)
         self.driver.tally = None
         if tally is None or exc[0] is not None:
             return
         updates = self.driver.pushed - self.pushed
+        took = self.span[0] - self.start
+        print(f"   {bot.name}: {updates} updates in {took:.1f} s", flush=True)
         tally.updates += updates
         tally.seconds += self.span[0] - self.start
         tally.rates.append(updates / (self.span[0] - self.start))
         tally.cpu += bot.cpu_seconds() - self.cpu
-        tally.calls.update(Counter(bot.api.counts) - self.calls)
+        tally.calls.update(Counter(bot.api.seen_calls) - self.calls)
         rss, peak = bot.memory_mb()
         tally.rss, tally.peak_rss = max(tally.rss, rss), max(tally.peak_rss, peak)
 
@@ -592,8 +599,10 @@ async def measure(size: Size, folder: Path, quick: bool) -> JSON:
         opened = {bot.name: Tally() for bot in bots}
         for r in range(size.rounds):
             order = drivers[r % 3 :] + drivers[: r % 3]
+            print(f"-- round {r + 1} of {size.rounds}: closed loop, {size.users} users", flush=True)
             for d in order:
                 await d.closed(size.closed_chats, size.users, closed[d.bot.name])
+            print(f"-- round {r + 1} of {size.rounds}: open loop, {RATE:.0f} updates/s", flush=True)
             for d in order[::-1]:
                 await d.opened(RATE, size.open_seconds, opened[d.bot.name])
     finally:

@@ -314,23 +314,26 @@ def over_http_section(o: JSON) -> str:
     by_method = [[f"`{m}`", *(f"{op['bots'][k]['calls_by_method'].get(m, 0):.2f}"
                              for k, _ in OVER_HTTP_BOTS)] for m in methods]  # fmt: skip
     met = sum(t["met"] for t in targets.values())
+    pace = (f"the first token after {p['first_token_ms']:.0f} ms, then {p['tokens_per_s']:.0f} "
+            f"tokens/s, {p['tokens']} tokens (about {answer_s:.1f} s an answer)")  # fmt: skip
     return f"""
 ## 7. Over HTTP: `statebot run` against a lean bot
 
 `bench/over_http.py`. Both bots are real processes, each polling its own local Bot API server
 over HTTP (`FakeBotApi` on 127.0.0.1, in the benchmark's process), and streaming from the same
-pinned provider (`FakeOpenAI`, in a process of its own): the first token after
-{p["first_token_ms"]:.0f} ms, then {p["tokens_per_s"]:.0f} tokens/s, {p["tokens"]} tokens (about
-{answer_s:.1f} s an answer). The lean bot (`bench/lean_bot.py`) is what one would write by hand
-with python-telegram-bot: `CommandHandler`s and a `CallbackQueryHandler` over a dict of chats,
-the menu edited in place, the answer sent once when the provider has finished. It runs twice:
-without a rate limiter, and with python-telegram-bot's `AIORateLimiter` at Telegram's limits (30
-messages/s, 20 a minute per group) and statebot's `flood_retries`. Every chat does /start, the
-menu, the model list, a model and 3 questions; the bots alternate in rounds ({c["rounds"]}) after
-a warm-up. Times are taken where the fake sees the bytes: a step of navigation is done when its
-new screen has arrived and, for a press, its callback query has been answered; an answer is
-complete when the final message (not a draft) with the whole text has arrived. CPU is the bot
-process's user + system time (`/proc/<pid>/stat`) per update.
+pinned provider (`FakeOpenAI`, in a process of its own): {pace}. The lean bot
+(`bench/lean_bot.py`) is what one would write by hand with python-telegram-bot:
+`CommandHandler`s and a `CallbackQueryHandler` over a dict of chats, the menu edited in place,
+the answer sent once when the provider has finished. It runs twice: without a rate limiter, and
+with python-telegram-bot's `AIORateLimiter` at the limits statebot keeps (30 messages/s, 20 a
+minute per group) and statebot's `flood_retries`. Every chat does /start, the menu, the model
+list, a model and 3 questions; the bots alternate in rounds ({c["rounds"]}) after a warm-up.
+
+Times are taken where the fake sees the bytes: a step of navigation is done when its new screen
+has arrived and, for a press, its callback query has been answered; an answer is complete when
+the final message (not a draft) with the whole text has arrived. CPU is the bot process's user +
+system time (`/proc/<pid>/stat`) per update. The ratio columns compare a row's first figure
+(p50 where a row shows p50 / p99).
 
 ### Closed loop: {c["users"]} users at once, {c["chats"]} chats per bot
 
