@@ -19,7 +19,7 @@ answered; a question when the final message (not a draft) carrying the whole ans
 CPU per update is the bot process's user + system time (``/proc/<pid>/stat``) over a window,
 divided by the window's updates; RSS is read from ``/proc/<pid>/status``.
 
-    .venv/bin/python bench/over_http.py [--quick]        (about 7 minutes; quick: ~15 s)
+    .venv/bin/python bench/over_http.py [--quick]        (about 9 minutes; quick: ~15 s)
 """
 
 from __future__ import annotations
@@ -333,6 +333,7 @@ class Tally:
     """One bot's figures under one load, over its rounds."""
 
     nav: list[float] = field(default_factory=list)
+    nav_by_step: dict[str, list[float]] = field(default_factory=dict)
     answer: list[float] = field(default_factory=list)
     first_text: list[float] = field(default_factory=list)
     updates: int = 0
@@ -429,6 +430,7 @@ class Driver:
                     self.tally.first_text.append(waiter.first_text - waiter.pushed)
             else:
                 self.tally.nav.append(took - waiter.pushed)
+                self.tally.nav_by_step.setdefault(kind, []).append(took - waiter.pushed)
 
     async def whole_chat(self, chat: Chat) -> None:
         while not chat.finished:
@@ -537,6 +539,7 @@ def figures(t: Tally) -> JSON:
         "calls_by_method": {k: n / updates for k, n in sorted(sent.items())},
         "nav_p50_ms": _pct(t.nav, 0.5),
         "nav_p99_ms": _pct(t.nav, 0.99),
+        "nav_by_step_ms": {k: (_pct(v, 0.5), _pct(v, 0.99)) for k, v in t.nav_by_step.items()},
         "answer_p50_ms": _pct(t.answer, 0.5),
         "answer_p99_ms": _pct(t.answer, 0.99),
         "first_text_p50_ms": _pct(t.first_text, 0.5),

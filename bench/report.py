@@ -259,6 +259,10 @@ OVER_HTTP_BOTS = (("statebot", "statebot"), ("lean", "lean bot"),
                   ("lean+limiter", "lean bot + limiter"))  # fmt: skip
 
 
+NAV_STEPS = {"start": "/start", "menu": "📋 Menu (press)", "models": "🤖 model list (press)",
+             "choose": "a model chosen (press)"}  # fmt: skip
+
+
 def _ms(value: float) -> str:
     return "–" if value != value else f"{value:,.0f} ms"  # NaN: nothing measured
 
@@ -313,6 +317,9 @@ def over_http_section(o: JSON) -> str:
     methods = sorted({m for f in op["bots"].values() for m in f["calls_by_method"]})
     by_method = [[f"`{m}`", *(f"{op['bots'][k]['calls_by_method'].get(m, 0):.2f}"
                              for k, _ in OVER_HTTP_BOTS)] for m in methods]  # fmt: skip
+    steps = [[NAV_STEPS[step], *(" / ".join(_ms(ms) for ms in op["bots"][k]["nav_by_step_ms"][step])
+                                 for k, _ in OVER_HTTP_BOTS)]
+             for step in NAV_STEPS if step in op["bots"]["statebot"]["nav_by_step_ms"]]  # fmt: skip
     met = sum(t["met"] for t in targets.values())
     pace = (f"the first token after {p['first_token_ms']:.0f} ms, then {p['tokens_per_s']:.0f} "
             f"tokens/s, {p['tokens']} tokens (about {answer_s:.1f} s an answer)")  # fmt: skip
@@ -348,6 +355,10 @@ Updates arrive at a fixed rate whatever the bot does, each to a chat whose last 
 replied to (a new chat when none is free): far below Telegram's limits.
 
 {over_http_table(op, targets, "10 updates/s")}
+
+Navigation at {op["rate"]:.0f} updates/s by step, p50 / p99:
+
+{table(["step", *(label for _, label in OVER_HTTP_BOTS)], steps)}
 
 Bot API calls per update at {op["rate"]:.0f} updates/s, by method:
 
