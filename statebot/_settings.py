@@ -130,6 +130,8 @@ class TelegramSettings:
     draft_seconds: float = 0.5  # private chats: one draft update this often at most
     shutdown_grace_seconds: float = 20.0  # answers may finish this long after SIGTERM
     flood_retries: int = 5  # retries after Telegram's 429 "retry after"
+    messages_per_second: float = 30.0  # the bot's calls that count; 0: no limit (telegram_budget)
+    group_messages_per_minute: float = 20.0  # to one group; 0: no limit
     concurrent_updates: int = 64  # updates handled at once (each chat still in order)
 
     def token(self) -> str | None:
@@ -261,6 +263,8 @@ _TELEGRAM_NUMBERS = {
     "draft_seconds": _seconds("seconds between draft updates; e.g. 0.5"),
     "shutdown_grace_seconds": _seconds("seconds answers may finish after SIGTERM", zero=True),
     "flood_retries": _Range("retries after Telegram's 429; e.g. 5", whole=True, least=0),
+    "messages_per_second": _Range("Telegram allows about 30; 0: no limit", least=0),
+    "group_messages_per_minute": _Range("Telegram allows 20 to a group; 0: no limit", least=0),
     "concurrent_updates": _Range("updates handled at once; e.g. 64", whole=True, least=1),
 }
 _ACCESS_NUMBERS = {

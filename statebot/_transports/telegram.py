@@ -15,13 +15,7 @@ from typing import Any
 from telegram import BotCommand, BotCommandScopeChat, Chat, Message, MessageEntity, Update, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
-from telegram.ext import (
-    AIORateLimiter,
-    Application,
-    ApplicationBuilder,
-    BaseRateLimiter,
-    TypeHandler,
-)
+from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, TypeHandler
 from telegram.request import BaseRequest
 
 from .._bot import Bot
@@ -29,6 +23,7 @@ from .._engine.events import Event, Kind
 from .._engine.locks import ChatLocks
 from .._errors import BotApiUnusable
 from .._store.base import ChatRecord
+from .telegram_budget import CallBudget
 from .telegram_render import Relay, Renderer
 from .telegram_send import SCOPE, Scope, Sender, scope_for
 from .webhook import NotAnUpdate
@@ -72,7 +67,7 @@ class TelegramTransport:
         self.bot = bot
         self.engine = bot.engine
         settings = bot.settings.telegram
-        limiter = rate_limiter or AIORateLimiter(max_retries=settings.flood_retries)
+        limiter = rate_limiter or CallBudget.from_settings(settings, bot.clock)
         root = settings.base_url.removesuffix("/bot")  # the server's root; PTB adds the token
         builder = (
             ApplicationBuilder()
@@ -87,8 +82,9 @@ class TelegramTransport:
         self.application: App = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.sender = Sender(
-            self.application.bot, {}, self._on_migrate, self._on_blocked, clock=bot.clock
-        )
+            self.application.bot, {}, self._on_migrate, self._on_blocked, clock=bot.clock,
+            budget=limiter if isinstance(limiter, CallBudget) else None,
+        )  # fmt: skip
         self.renderer = Renderer(
             self.sender, bot.clock, answering=self.engine.answering,
             draft_seconds=settings.draft_seconds, edit_seconds=settings.stream_edit_seconds,

@@ -3,7 +3,10 @@
 A group that became a supergroup (ChatMigrated) is followed to its new id and the call is made
 again; a user who blocked the bot (Forbidden) silences the chat until they write again; entities
 Telegram rejects fall back to the Markdown as plain text, so nothing is lost; "message is not
-modified" is success. Flood limits (RetryAfter) are the rate limiter's: it waits and retries.
+modified" is success. Flood limits (RetryAfter) are the call budget's (``telegram_budget``): the
+whole bot waits and the call is made again. The budget orders calls by priority (a press and a
+reply before drafts, typing and button tidying; ``edit`` and ``set_keyboard`` take the caller's
+``priority``) and may give up a draft, typing or background edit, which then answers True.
 
 Transient failures (a connection refused, a timeout, a 5xx: python-telegram-bot's NetworkError
 other than BadRequest) are retried with backoff on the bot's clock, ``RETRY_DELAYS`` apart. The
@@ -15,6 +18,7 @@ Drafts and "typing" are not retried: the next push replaces them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +39,7 @@ from telegram.error import (
 from .._clock import Clock, SystemClock
 from .._engine.effects import Keyboard
 from .._settings import CALLBACK_DATA_LIMIT
+from .telegram_budget import CallBudget, Priority, call_priority
 from .telegram_format import Rendered, split_plain
 
 log = logging.getLogger("statebot.telegram")
@@ -125,14 +130,23 @@ class Sender:
         *,
         clock: Clock | None = None,
         delays: tuple[float, ...] = RETRY_DELAYS,
+        budget: CallBudget | None = None,
     ) -> None:
         self.bot = bot
+        self.budget = budget
         self.views = views
         self.moved: dict[int, int] = {}
         self._on_migrate = on_migrate
         self._on_blocked = on_blocked
         self.clock: Clock = clock or SystemClock()
         self.delays = delays
+
+    def draft_interval(self, streaming: int, least: float) -> float:
+        """Seconds between one answer's drafts while ``streaming`` answers stream: ``least``,
+        or longer when their drafts would not fit in the budget's background share."""
+        if self.budget is None:
+            return least
+        return max(least, self.budget.draft_interval(streaming))
 
     def view(self, chat_id: int) -> ChatView:
         chat_id = self.moved.get(chat_id, chat_id)
@@ -256,14 +270,18 @@ class Sender:
         message_id: int,
         rendered: Rendered,
         keyboard: InlineKeyboardMarkup | None = None,
+        *,
+        priority: Priority | None = None,
     ) -> bool:
-        """Edit a message's text; False when it cannot be edited (too old, deleted...)."""
+        """Edit a message's text; False when it cannot be edited (too old, deleted...).
+        ``Priority.BACKGROUND``: an answer still streaming, which the budget may give up (True)."""
         for text, entities in ((rendered.text, rendered.entities), (rendered.source, ())):
 
             async def make(chat: int, text: str = text, entities: Any = entities) -> object:
-                return await self.bot.edit_message_text(
-                    text, chat, message_id, entities=entities or None, reply_markup=keyboard
-                )
+                with call_priority(priority) if priority else contextlib.nullcontext():
+                    return await self.bot.edit_message_text(
+                        text, chat, message_id, entities=entities or None, reply_markup=keyboard
+                    )
 
             try:
                 return await self.call(chat_id, make) is not None
@@ -277,10 +295,21 @@ class Sender:
         return False
 
     async def set_keyboard(
-        self, chat_id: int, message_id: int, keyboard: InlineKeyboardMarkup | None
+        self,
+        chat_id: int,
+        message_id: int,
+        keyboard: InlineKeyboardMarkup | None,
+        *,
+        priority: Priority | None = None,
     ) -> None:
+        """Change a message's buttons: tidying, last in the budget unless ``priority`` says
+        otherwise (⏹ Stop leaving a finished answer matters: ``Priority.REPLY``)."""
+
         async def make(chat: int) -> object:
-            return await self.bot.edit_message_reply_markup(chat, message_id, reply_markup=keyboard)
+            with call_priority(priority) if priority else contextlib.nullcontext():
+                return await self.bot.edit_message_reply_markup(
+                    chat, message_id, reply_markup=keyboard
+                )
 
         try:
             await self.call(chat_id, make)
