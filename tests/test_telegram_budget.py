@@ -273,7 +273,6 @@ async def test_the_transport_spends_the_call_budget() -> None:
         await tg.aclose()
 
 
-@pytest.mark.xfail(strict=True, reason="background takes two thirds whatever replies need")
 async def test_replies_keep_their_pace_while_drafts_press_for_more() -> None:
     clock = FakeClock()
     api, budget = Api(clock), make_budget(clock)

@@ -11,7 +11,8 @@ group answer still streaming against the edit of a menu):
    caller marks as background.
 
 A call never waits behind one of lower priority. Background calls use at most two thirds of the
-overall rate and three quarters of a group's minute, so a reply always finds room; in one chat
+overall rate, less while replies need more (half as many again as came in the last second and
+wait now are kept for them), and three quarters of a group's minute, so a reply always finds room; in one chat
 they keep a second after the chat's last message (Telegram's "one message per second"), replies
 are not held there (they follow the user, and Telegram allows "short bursts").
 
@@ -89,6 +90,7 @@ FLOOD_MARGIN = 0.1  # seconds added to Telegram's retry_after, as AIORateLimiter
 CHAT_SECONDS = 1.0  # a chat's background calls keep this far from its last message
 BACKGROUND_SHARE = 2 / 3  # of the overall rate
 GROUP_BACKGROUND_SHARE = 3 / 4  # of a group's minute
+REPLY_HEADROOM = 1.5  # replies of the last second and more are kept free of background calls
 
 
 class Priority(enum.IntEnum):
@@ -195,7 +197,9 @@ class CallBudget(BaseRateLimiter[Priority]):
         self.paused_until = -math.inf
         self.admitted: Counter[str] = Counter()  # by priority name
         self.dropped: Counter[str] = Counter()  # by method
-        self._overall: deque[float] = deque()
+        self._overall: deque[float] = deque()  # every counted call's admission, last second
+        self._background: deque[float] = deque()  # the background ones among them
+        self._held = 0  # while pumping: replies waiting for the overall limit
         self._groups: dict[int | str, deque[float]] = {}
         self._chat_last: dict[int | str, float] = {}
         self._served: dict[int | str, float] = {}  # a chat's last background turn
@@ -365,12 +369,15 @@ class CallBudget(BaseRateLimiter[Priority]):
         """Let go every waiting call that may go now, best first; wake when the next may."""
         now = self.clock.now()
         self._expire(now)
-        wake = math.inf
-        for call in list(self._waiting):
+        wake, self._held = math.inf, 0
+        for call in list(self._waiting):  # best first: replies are counted before background
             ready = self._ready_at(call, now)
             if ready <= now:
                 self._admit(call, now)
-            elif call.droppable and now - call.queued_at >= self.stale_seconds:
+                continue
+            if call.priority < Priority.BACKGROUND and call.rule.overall and self.per_second:
+                self._held += len(self._overall) >= self.per_second
+            if call.droppable and now - call.queued_at >= self.stale_seconds:
                 self._drop(call)
             else:
                 wake = min(wake, ready)
@@ -382,8 +389,9 @@ class CallBudget(BaseRateLimiter[Priority]):
         ready = self.paused_until
         background = call.priority == Priority.BACKGROUND
         if call.rule.overall and self.per_second:
-            cap = self.background_per_second if background else self.per_second
-            ready = max(ready, _free_at(self._overall, cap, 1.0))
+            ready = max(ready, _free_at(self._overall, self.per_second, 1.0))
+            if background:
+                ready = max(ready, self._background_free_at(now))
         if call.group and call.rule.group and self.group_per_minute and call.chat is not None:
             window = self._groups.get(call.chat)
             while window and now - window[0] >= 60.0:
@@ -395,11 +403,24 @@ class CallBudget(BaseRateLimiter[Priority]):
             ready = max(ready, self._chat_last.get(call.chat, -math.inf) + CHAT_SECONDS)
         return ready
 
+    def _background_free_at(self, now: float) -> float:
+        """Background calls leave room for replies: a third of the rate, or half as many again
+        as came in the last second and wait now, when that is more (replies keep their pace)."""
+        foreground = len(self._overall) - len(self._background)
+        wanted = math.ceil((foreground + self._held) * REPLY_HEADROOM)
+        reserve = max(self.per_second - self.background_per_second, wanted)
+        cap = self.per_second - reserve
+        if cap < 1:  # replies need it all: wait until one of them leaves the window
+            return self._overall[0] + 1.0 if self._overall else now + 1.0
+        return _free_at(self._background, cap, 1.0)
+
     def _admit(self, call: _Call, now: float) -> None:
         self._forget_call(call)
         self.admitted[call.priority.name] += 1
         if call.rule.overall and self.per_second:
             self._overall.append(now)
+            if call.priority == Priority.BACKGROUND:
+                self._background.append(now)
         if call.chat is not None:
             if call.group and call.rule.group and self.group_per_minute:
                 self._groups.setdefault(call.chat, deque()).append(now)
@@ -411,8 +432,9 @@ class CallBudget(BaseRateLimiter[Priority]):
             call.turn.set_result(True)
 
     def _expire(self, now: float) -> None:
-        while self._overall and now - self._overall[0] >= 1.0:
-            self._overall.popleft()
+        for window in (self._overall, self._background):
+            while window and now - window[0] >= 1.0:
+                window.popleft()
         if len(self._groups) > 1024:
             for chat, window in list(self._groups.items()):
                 while window and now - window[0] >= 60.0:
