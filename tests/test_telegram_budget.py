@@ -301,3 +301,22 @@ async def test_replies_keep_their_pace_while_drafts_press_for_more() -> None:
     assert max(settled) <= 0.5, sorted(settled)[-5:]
     assert most_in_window(api.times(), 1.0) <= 30
     assert api.times("sendMessageDraft")  # drafts get what replies leave
+
+
+@pytest.mark.xfail(strict=True, reason="Sender.drop_waiting is not there yet")
+async def test_the_sender_gives_up_a_chats_waiting_draft() -> None:
+    tg = await TelegramKit.start(production_limiter=True)
+    try:
+        budget = tg.transport.sender.budget
+        assert budget is not None
+        api = Api(tg.clock)
+        fill = [api.call(budget, "sendMessageDraft", chat) for chat in range(100, 130)]
+        await turns()
+        draft = api.call(budget, "sendMessageDraft", 5)
+        await turns()
+        tg.transport.sender.drop_waiting(5)
+        await turns()
+        assert draft.result() is True and not api.times("sendMessageDraft", 5)
+        await run(tg.clock, lambda: all(task.done() for task in fill))
+    finally:
+        await tg.aclose()
