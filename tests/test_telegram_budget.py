@@ -303,7 +303,6 @@ async def test_replies_keep_their_pace_while_drafts_press_for_more() -> None:
     assert api.times("sendMessageDraft")  # drafts get what replies leave
 
 
-@pytest.mark.xfail(strict=True, reason="Sender.drop_waiting is not there yet")
 async def test_the_sender_gives_up_a_chats_waiting_draft() -> None:
     tg = await TelegramKit.start(production_limiter=True)
     try:

@@ -148,6 +148,12 @@ class Sender:
             return least
         return max(least, self.budget.draft_interval(streaming))
 
+    def drop_waiting(self, chat_id: int) -> None:
+        """An answer's end: its draft or typing still waiting for the budget is given up
+        (answering True), so that the final message does not wait behind it."""
+        if self.budget is not None:
+            self.budget.drop_waiting(self.moved.get(chat_id, chat_id))
+
     def view(self, chat_id: int) -> ChatView:
         chat_id = self.moved.get(chat_id, chat_id)
         if chat_id not in self.views:  # not seen since the start: a group's id is negative
