@@ -11,10 +11,11 @@ group answer still streaming against the edit of a menu):
    caller marks as background.
 
 A call never waits behind one of lower priority. Background calls use at most two thirds of the
-overall rate, less while replies need more (half as many again as came in the last second and
-wait now are kept for them), and three quarters of a group's minute, so a reply always finds room; in one chat
-they keep a second after the chat's last message (Telegram's "one message per second"), replies
-are not held there (they follow the user, and Telegram allows "short bursts").
+overall rate, spread over the second, less while replies need more (half as many again as came
+in the last second and wait now are kept for them), and three quarters of a group's minute, so a
+reply always finds room; in one chat they keep a second after the chat's last message
+(Telegram's "one message per second"), replies are not held there (they follow the user, and
+Telegram allows "short bursts").
 
 **Given up, never failed.** Drafts, typing and background edits answer ``True`` without a
 request when the budget is short (``True`` is what Telegram answers to all three, so the caller
@@ -90,6 +91,7 @@ FLOOD_MARGIN = 0.1  # seconds added to Telegram's retry_after, as AIORateLimiter
 CHAT_SECONDS = 1.0  # a chat's background calls keep this far from its last message
 BACKGROUND_SHARE = 2 / 3  # of the overall rate
 GROUP_BACKGROUND_SHARE = 3 / 4  # of a group's minute
+BACKGROUND_SLICES = 4  # background calls spread over the second: a quarter per quarter
 REPLY_HEADROOM = 1.5  # replies of the last second and more are kept free of background calls
 
 
@@ -412,7 +414,11 @@ class CallBudget(BaseRateLimiter[Priority]):
         cap = self.per_second - reserve
         if cap < 1:  # replies need it all: wait until one of them leaves the window
             return self._overall[0] + 1.0 if self._overall else now + 1.0
-        return _free_at(self._background, cap, 1.0)
+        spread = max(1, math.ceil(cap / BACKGROUND_SLICES))  # not all at once: they would
+        return max(  # leave the window all together, a second later, and so come back at once
+            _free_at(self._background, cap, 1.0),
+            _free_at(self._background, spread, 1.0 / BACKGROUND_SLICES),
+        )
 
     def _admit(self, call: _Call, now: float) -> None:
         self._forget_call(call)
