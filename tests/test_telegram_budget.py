@@ -330,3 +330,21 @@ async def test_background_calls_are_spread_over_the_second() -> None:
     await run(clock, lambda: all(task.done() for task in drafts))
     assert most_in_window(api.times(), 0.25) <= 5  # a quarter of 20 a second
     assert most_in_window(api.times(), 1.0) <= 20
+
+
+@pytest.mark.xfail(strict=True, reason="no ANSWER priority yet")
+async def test_a_menu_goes_before_final_answers_beyond_the_budget() -> None:
+    """More answers end than Telegram takes in a second: their final messages (marked by the
+    stream) wait, and a menu pressed meanwhile goes first."""
+    clock = FakeClock()
+    api, budget = Api(clock), make_budget(clock)
+    finals = [
+        api.call(budget, "sendMessage", chat, priority=Priority.ANSWER) for chat in range(1, 61)
+    ]
+    await turns()
+    menu = api.call(budget, "editMessageText", 7_000)
+    await run(clock, menu.done)
+    assert api.times("editMessageText") == [1_001.0]  # the first slot that came free
+    assert not all(task.done() for task in finals)
+    await run(clock, lambda: all(task.done() for task in finals))
+    assert most_in_window(api.times(), 1.0) <= 30
