@@ -332,7 +332,6 @@ async def test_background_calls_are_spread_over_the_second() -> None:
     assert most_in_window(api.times(), 1.0) <= 20
 
 
-@pytest.mark.xfail(strict=True, reason="no ANSWER priority yet")
 async def test_a_menu_goes_before_final_answers_beyond_the_budget() -> None:
     """More answers end than Telegram takes in a second: their final messages (marked by the
     stream) wait, and a menu pressed meanwhile goes first."""

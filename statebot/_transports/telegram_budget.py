@@ -7,7 +7,9 @@ group answer still streaming against the edit of a menu):
 
 1. **press**: ``answerCallbackQuery`` (the user's button spins until it is answered);
 2. **reply**: messages, menus, the final answer, its edits and deletes;
-3. **background**: drafts, "typing", button tidying (``editMessageReplyMarkup``) and edits the
+3. **answer**: a final answer the caller marks so (its draft already shows the text), after
+   menus and replies when more answers end than a second takes; full rate, never given up;
+4. **background**: drafts, "typing", button tidying (``editMessageReplyMarkup``) and edits the
    caller marks as background.
 
 A call never waits behind one of lower priority. Background calls use at most two thirds of the
@@ -100,7 +102,8 @@ class Priority(enum.IntEnum):
 
     PRESS = 1
     REPLY = 2
-    BACKGROUND = 3
+    ANSWER = 3  # an answer's final message, when the stream says so: after menus and replies
+    BACKGROUND = 4
 
 
 CALL_PRIORITY: contextvars.ContextVar[Priority | None] = contextvars.ContextVar(
