@@ -133,6 +133,9 @@ class TelegramSettings:
     messages_per_second: float = 30.0  # the bot's calls that count; 0: no limit (telegram_budget)
     group_messages_per_minute: float = 20.0  # to one group; 0: no limit
     concurrent_updates: int = 64  # updates handled at once (each chat still in order)
+    # After Telegram's own Stop under a draft: keep what was streamed (one sendMessage, and
+    # history keeps it, as after ⏹ or /stop) or let the draft go (nothing kept).
+    keep_on_stop: bool = True
 
     def token(self) -> str | None:
         return env_secret(self.token_env) or None
@@ -605,6 +608,9 @@ def _parse_telegram(raw: dict[str, Any], check: Checker) -> TelegramSettings:
         check.add((*where, "mode"), "must be polling or webhook", did_you_mean(mode, _MODES))
     values["mode"] = mode
     values |= _numbers(raw, check, where, _TELEGRAM_NUMBERS)
+    keep_on_stop = check.typed(raw, "keep_on_stop", bool, where)
+    if keep_on_stop is not None:
+        values["keep_on_stop"] = keep_on_stop
     official = values.get("base_url", defaults.base_url) == OFFICIAL_BOT_API
     if "webhook_url" in values and official:
         _check_webhook_url(values["webhook_url"], values.get("port", defaults.port), check)

@@ -426,6 +426,8 @@ class _Screen:
             target = self.pressed
             if effect.edit and target is not None and target.answer_id is None:
                 target.text, target.keyboard = effect.text, flatten(effect.buttons)
+            elif effect.in_place:
+                pass  # only the pressed message could show it (an outdated press)
             else:  # an answer is never edited into a menu: a new message, as Telegram does
                 self.messages.append(Message(effect.text, flatten(effect.buttons)))
         elif isinstance(effect, Notice) and self.pressed is None:
@@ -437,7 +439,7 @@ class _Screen:
         elif isinstance(effect, AnswerDone):
             answer = self._answer(effect.answer_id)
             answer.text = f"{effect.text}\n\n{effect.footer}" if effect.footer else effect.text
-            answer.keyboard = []  # ⏹ goes with the end; the flows' buttons come after
+            answer.keyboard = flatten(effect.buttons or ())  # ⏹ goes; the flows' buttons come
         elif isinstance(effect, AnswerButtons) and effect.answer_id in self._answers:
             self._answers[effect.answer_id].keyboard = flatten(effect.buttons)
         elif isinstance(effect, AnswerRemoved) and effect.answer_id in self._answers:

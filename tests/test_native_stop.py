@@ -39,6 +39,9 @@ def test_the_bot_asks_telegram_for_the_stop_update() -> None:
 async def test_telegrams_stop_under_a_draft_stops_the_answer(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Расскажи длинную историю", wait=False)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)  # the first draft is due
     await tg.until(lambda: tg.fake.called("sendMessageDraft"))
     draft = tg.fake.called("sendMessageDraft")[-1]
     assert draft["can_stop"] is True  # Telegram shows its own Stop under the draft

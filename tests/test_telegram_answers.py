@@ -42,17 +42,21 @@ async def test_markdown_becomes_entities_in_the_final_message(tg: TelegramKit) -
 
 
 async def test_drafts_are_throttled_by_the_clock_in_a_private_chat(tg: TelegramKit) -> None:
-    release = tg.providers.hang("groq", after_pieces=2)
+    release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Привет", wait=False)
     await tg.until(lambda: tg.transport.renderer.streams.answers)
     stream = next(iter(tg.transport.renderer.streams.answers.values()))
-    await tg.until(lambda: stream.live == TWO)
+    await tg.until(lambda: stream.live == ONE)
     await tg.settle_pushes()
-    drafts = tg.fake.called("sendMessageDraft")
-    assert [d["text"] for d in drafts] == [ONE]  # one per 0.5 s at most
+    assert tg.fake.called("sendMessageDraft") == []  # due 0.5 s after the first piece
+    tg.clock.advance(0.5)
+    await tg.settle_pushes()
+    assert [d["text"] for d in tg.fake.called("sendMessageDraft")] == [ONE]
+    stream.add(TWO[len(ONE) :])  # the next piece, as the model would hand it over
+    await tg.settle_pushes()
     tg.clock.advance(0.4)
     await tg.settle_pushes()
-    assert len(tg.fake.called("sendMessageDraft")) == 1
+    assert len(tg.fake.called("sendMessageDraft")) == 1  # one per 0.5 s at most
     tg.clock.advance(0.1)  # the interval has passed: the newest text goes out
     await tg.settle_pushes()
     drafts = tg.fake.called("sendMessageDraft")
@@ -68,12 +72,16 @@ async def test_drafts_are_throttled_by_the_clock_in_a_private_chat(tg: TelegramK
 
 
 async def test_edits_are_throttled_in_a_group(tg: TelegramKit) -> None:
-    release = tg.providers.hang("groq", after_pieces=2)
+    release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(-100, "@statebot_test_bot Привет", wait=False)
-    await tg.until(lambda: any(m.text.startswith("[openai") for m in tg.fake.chat(-100)))
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.live == ONE for s in streams.answers.values()))
+    stream = next(iter(streams.answers.values()))
+    tg.clock.advance(0.5)  # the first message is due 0.5 s after the first piece
     await tg.settle_pushes()
     live = tg.fake.chat(-100)[-1]
     assert (live.text, live.labels) == (ONE, ["⏹ Стоп"])
+    stream.add(TWO[len(ONE) :])
     tg.clock.advance(2.9)
     await tg.settle_pushes()
     assert tg.fake.called("editMessageText") == []
@@ -86,6 +94,8 @@ async def test_edits_are_throttled_in_a_group(tg: TelegramKit) -> None:
         "[openai/gpt-oss-120b] answer to: Привет",
         ["🔄 Ещё раз"],
     )
+    assert len(tg.fake.called("editMessageText")) == 2  # the final text and its buttons at once
+    assert tg.fake.called("editMessageReplyMarkup") == []
     assert tg.fake.called("sendMessageDraft") == []
 
 
@@ -109,19 +119,19 @@ async def test_a_long_answer_finishes_one_message_while_it_streams(tg: TelegramK
     answer = "[openai/gpt-oss-120b] " + "абв " * 1600  # 6427 units in three pieces
     release = tg.providers.hang("groq", after_pieces=2, text=answer)
     await tg.send(7, "a long one, please", wait=False)
-    await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
+    await tg.until(lambda: tg.transport.renderer.streams.answers)
+    stream = next(iter(tg.transport.renderer.streams.answers.values()))
+    await tg.until(lambda: len(stream.streamed) > 4096)
     sending = tg.fake.holds["sendMessage"] = asyncio.Event()
-    tg.clock.advance(0.5)  # the second piece: over 4096 units, the first message is finished
-    await tg.until(lambda: len(tg.fake.called("sendMessage")) == 2)
-    first = tg.fake.called("sendMessage")[1]  # after the ⏳ message: before the answer's end
+    tg.clock.advance(0.5)  # the first push: over 4096 units, the first message is finished
+    await tg.until(lambda: len(tg.fake.called("sendMessage")) == 1)
+    first = tg.fake.called("sendMessage")[0]  # before the answer's end
     assert first["text"].startswith("[openai") and utf16(first["text"]) <= TEXT_LIMIT
     release.set()  # the last piece arrives while that message is on its way
-    stream = next(iter(tg.transport.renderer.streams.answers.values()))
     await tg.until(lambda: stream.streamed == answer)
     sending.set()
     await tg.settle()
     drafts = tg.fake.called("sendMessageDraft")
-    assert drafts[-1]["draft_id"] != drafts[0]["draft_id"]  # the rest is the next message's draft
     assert all(utf16(d["text"]) <= TEXT_LIMIT for d in drafts)
     parts = [m.text for m in tg.fake.chat(7) if m.text.startswith(("[openai", "абв"))]
     assert len(parts) == 2
@@ -133,8 +143,14 @@ async def test_rejected_entities_fall_back_to_plain_text_with_nothing_lost(
 ) -> None:
     tg.fake.fail("sendMessage", BAD_ENTITIES, when=lambda params: "entities" in params)
     tg.fake.fail("sendMessageDraft", BAD_ENTITIES, when=lambda params: "entities" in params)
-    tg.providers.answer("groq", MARKDOWN)
-    await tg.send(7, "Покажи разметку")
+    release = tg.providers.hang("groq", after_pieces=1, text=MARKDOWN)
+    await tg.send(7, "Покажи разметку", wait=False)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)  # a draft
+    await tg.settle_pushes()
+    release.set()
+    await tg.settle()
     answer = tg.fake.chat(7)[-1]
     assert answer.text == MARKDOWN  # the link's address and all, as the model wrote it
     assert answer.entities == []
@@ -145,8 +161,14 @@ async def test_rejected_entities_fall_back_to_plain_text_with_nothing_lost(
 
 async def test_rejected_entities_in_a_group_edit_fall_back_too(tg: TelegramKit) -> None:
     tg.fake.fail("editMessageText", BAD_ENTITIES, when=lambda params: "entities" in params)
-    tg.providers.answer("groq", MARKDOWN, pieces=1)
-    await tg.send(-100, "@statebot_test_bot разметку")
+    release = tg.providers.hang("groq", after_pieces=1, text=MARKDOWN)
+    await tg.send(-100, "@statebot_test_bot разметку", wait=False)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)  # the message that is edited into the answer
+    await tg.settle_pushes()
+    release.set()
+    await tg.settle()
     answer = tg.fake.chat(-100)[-1]
     assert (answer.text, answer.entities) == (MARKDOWN, [])
 
@@ -155,20 +177,32 @@ async def test_a_bot_api_server_without_drafts_gets_edits_instead(tg: TelegramKi
     tg.fake.fail("sendMessageDraft", (404, {"description": "Not Found"}))  # an older server
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Привет", wait=False)
-    await tg.until(lambda: len(tg.fake.chat(7)) == 2)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)
+    await tg.until(lambda: len(tg.fake.chat(7)) == 1)
     await tg.settle_pushes()
     live = tg.fake.chat(7)[-1]
     assert (live.text, live.labels) == (ONE, ["⏹ Стоп"])
     release.set()
     await tg.settle()
     assert (live.text, live.labels) == (ANSWER, ["🔄 Ещё раз"])  # the same message, edited
-    await tg.send(7, "Ещё")
+    release = tg.providers.hang("groq", after_pieces=1)
+    await tg.send(7, "Ещё", wait=False)
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)
+    await tg.settle_pushes()
+    release.set()
+    await tg.settle()
     assert len(tg.fake.called("sendMessageDraft")) == 1  # not tried again
 
 
 async def test_typing_is_shown_until_the_first_piece(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq")  # nothing streamed yet
     await tg.send(7, "Думай", wait=False)
+    assert tg.fake.called("sendChatAction") == []  # a draft may come within a second
+    tg.clock.advance(1)
+    await tg.settle_pushes()
     assert tg.fake.called("sendChatAction") == [{"chat_id": 7, "action": "typing"}]
     tg.clock.advance(4.5)  # Telegram shows it for 5 seconds: it is sent again
     await tg.settle_pushes()

@@ -37,8 +37,11 @@ def send(tg: TelegramKit, chat_id: int, text: str) -> asyncio.Task[int]:
     return asyncio.ensure_future(tg.send(chat_id, text, wait=False))
 
 
-async def run_until(tg: TelegramKit, done: Callable[[], object], *, seconds: float = 120) -> None:
-    """Let the bot run, moving its clock 0.25 s at a time, until ``done()``; then settle."""
+async def run_until(
+    tg: TelegramKit, done: Callable[[], object], *, seconds: float = 120, settle: bool = True
+) -> None:
+    """Let the bot run, moving its clock 0.25 s at a time, until ``done()``; then settle
+    (unless an answer is held: ``settle=False``)."""
     moved = 0.0
     while not done():
         assert moved <= seconds, f"not done after {seconds} s of the bot's clock"
@@ -46,7 +49,8 @@ async def run_until(tg: TelegramKit, done: Callable[[], object], *, seconds: flo
             await asyncio.sleep(0)
         tg.clock.advance(0.25)
         moved += 0.25
-    await tg.settle()
+    if settle:
+        await tg.settle()
 
 
 def is_answer(params: dict[str, object]) -> bool:
@@ -118,17 +122,23 @@ async def test_after_a_read_timeout_a_message_is_sent_once_more_at_most(
 # --- drafts -----------------------------------------------------------------------------------
 
 
+def drafts_to(tg: TelegramKit, chat_id: int) -> list[dict[str, object]]:
+    return [d for d in tg.fake.called("sendMessageDraft") if d["chat_id"] == chat_id]
+
+
 async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: TelegramKit) -> None:
     tg.fake.fail(
         "sendMessageDraft",
         (400, {"description": "Bad Request: TEXTDRAFT_PEER_INVALID"}),
         when=lambda params: params["chat_id"] == 7,
     )
-    await tg.send(7, "Привет", wait=False)
-    await run_until(tg, lambda: not tg.transport.engine.answering(7))
-    assert tg.fake.texts(7)[-1] == ANSWER
-    await tg.send(8, "Привет", wait=False)
-    await run_until(tg, lambda: not tg.transport.engine.answering(8))
+    for chat in (7, 8):  # each answer streams long enough for a draft
+        release = tg.providers.hang("groq", after_pieces=1, times=1)
+        await tg.send(chat, "Привет", wait=False)
+        await run_until(tg, lambda c=chat: drafts_to(tg, c), settle=False)
+        release.set()
+        await run_until(tg, lambda c=chat: not tg.transport.engine.answering(c))
+        assert tg.fake.texts(chat)[-1] == ANSWER
     assert [d["chat_id"] for d in tg.fake.called("sendMessageDraft")][-1] == 8
     assert tg.fake.texts(8)[-1] == ANSWER
 
@@ -139,7 +149,7 @@ async def test_a_5xx_on_drafts_falls_back_once_without_tracebacks(
     tg.fake.fail("sendMessageDraft", BAD_GATEWAY, times=1000)
     release = tg.providers.hang("groq", after_pieces=1, text=ANSWER)
     await tg.send(7, "Привет", wait=False)
-    await tg.until(lambda: tg.fake.called("sendMessageDraft"))
+    await run_until(tg, lambda: tg.fake.called("sendMessageDraft"), settle=False)
     release.set()
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     assert len(tg.fake.called("sendMessageDraft")) == 1  # not tried on every push
@@ -153,12 +163,13 @@ async def test_a_draft_never_exceeds_4096_units_when_text_arrives_during_a_send(
     answer = "[openai/gpt-oss-120b] " + "абвгд " * 2000  # 12,022 units in three pieces
     release = tg.providers.hang("groq", after_pieces=2, text=answer)
     await tg.send(7, "a long one, please", wait=False)
-    await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(len(s.streamed) > 4096 for s in streams.answers.values()))
+    stream = next(iter(streams.answers.values()))
     sending = tg.fake.holds["sendMessage"] = asyncio.Event()
-    tg.clock.advance(0.5)  # the second piece: the first message is finished
-    await tg.until(lambda: len(tg.fake.called("sendMessage")) == 2)
+    tg.clock.advance(0.5)  # the first push: over 4096 units, the first message is finished
+    await tg.until(lambda: len(tg.fake.called("sendMessage")) == 1)
     release.set()  # a third piece of 4,000 units arrives while that message is on its way
-    stream = next(iter(tg.transport.renderer.streams.answers.values()))
     await tg.until(lambda: stream.streamed == answer)
     sending.set()
     await tg.settle()

@@ -127,7 +127,12 @@ async def test_replies_and_answers_go_to_the_forum_topic_they_came_from(tg: Tele
     await tg.send(-100, "/menu", user_id=5, thread_id=42)
     assert tg.fake.called("sendMessage")[-1]["message_thread_id"] == 42
     await tg.press(-100, "ℹ️ Помощь", user_id=5)  # edited in place: no thread needed
-    await tg.send(-100, "@statebot_test_bot вопрос", user_id=5, thread_id=43)
+    release = tg.providers.hang("groq", times=1)  # the model thinks: "typing" after a second
+    await tg.send(-100, "@statebot_test_bot вопрос", user_id=5, thread_id=43, wait=False)
+    tg.clock.advance(1)
+    await tg.settle_pushes()
+    release.set()
+    await tg.settle()
     answer = tg.fake.chat(-100)[-1]
     assert (answer.thread_id, answer.text) == (43, "[openai/gpt-oss-120b] answer to: вопрос")
     assert tg.fake.called("sendChatAction")[-1]["message_thread_id"] == 43
@@ -135,7 +140,14 @@ async def test_replies_and_answers_go_to_the_forum_topic_they_came_from(tg: Tele
 
 
 async def test_a_private_chats_topic_gets_its_drafts(tg: TelegramKit) -> None:
-    await tg.send(7, "вопрос", thread_id=9)
+    release = tg.providers.hang("groq", after_pieces=1)
+    await tg.send(7, "вопрос", thread_id=9, wait=False)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)  # the first draft is due
+    await tg.settle_pushes()
+    release.set()
+    await tg.settle()
     drafts = tg.fake.called("sendMessageDraft")
     assert drafts and all(d["message_thread_id"] == 9 for d in drafts)
     assert tg.fake.chat(7)[-1].thread_id == 9

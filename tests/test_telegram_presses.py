@@ -1,6 +1,7 @@
 """Button presses in Telegram: the menu is edited in place and every press is answered, a stale
-or forged press is answered "out of date", shows the current menu and changes nothing; ⏹ Stop
-and 🔄 Regenerate live under the answer they belong to."""
+or forged press is answered "out of date" in its own toast, shows the current menu in the
+pressed message and changes nothing; ⏹ Stop (groups; private chats have Telegram's own Stop
+under the draft) and 🔄 Regenerate live under the answer they belong to."""
 
 from __future__ import annotations
 
@@ -44,12 +45,12 @@ async def test_a_press_on_an_old_menu_is_answered_out_of_date_and_changes_nothin
     record = await tg.transport.engine.store.load(7)
     await tg.press(7, "🌐 Язык", on=old_menu)  # a press on what the chat showed before
     answer = tg.fake.called("answerCallbackQuery")[-1]
-    assert answer["text"] == STALE
+    assert answer["text"] == STALE  # in the press's own toast
     assert await tg.transport.engine.store.load(7) == record
+    assert len(tg.fake.chat(7)) == 1  # no new message
     current = tg.fake.chat(7)[-1]
-    assert current.text.startswith("🤖 Выберите модель")  # the current menu, shown again
-    assert current.message_id != old_menu.message_id
-    assert tg.fake.chat(7)[-2].text == STALE
+    assert current.text.startswith("🤖 Выберите модель")  # the current menu, in place
+    assert current.message_id == old_menu.message_id
 
 
 @pytest.mark.parametrize(
@@ -88,34 +89,32 @@ async def test_a_press_is_answered_even_when_the_bot_fails_to_edit(tg: TelegramK
     assert len(tg.fake.chat(7)) == 2
 
 
-async def test_stop_in_a_private_chat_is_under_the_streaming_answer(tg: TelegramKit) -> None:
+async def test_a_private_chat_has_no_stop_message_and_stop_keeps_the_partial_answer(
+    tg: TelegramKit,
+) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Расскажи длинную историю", wait=False)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)
     await tg.until(lambda: tg.fake.called("sendMessageDraft"))
-    control = tg.fake.with_button(7, "⏹ Стоп")  # a draft has no buttons: a small message has
-    assert control.text == "⏳ 🚀 GPT-OSS 120B"
-    await tg.press(7, "⏹ Стоп")
-    assert tg.fake.called("answerCallbackQuery")[-1] == {
-        "callback_query_id": "q6",
-        "text": "⏹ Остановлено.",
-    }
+    assert tg.fake.chat(7) == []  # Telegram's own Stop is under the draft: no ⏹ message
+    await tg.send(7, "/stop")
     release.set()
     await tg.settle()
-    texts = tg.fake.texts(7)
-    partial = [t for t in texts if t.startswith("[openai/gpt-oss")]
-    assert "⏹ Остановлено." in texts
     answer = "[openai/gpt-oss-120b] answer to: Расскажи длинную историю"  # in three pieces
-    assert partial == [answer[: len(answer) // 3]]  # what was streamed is kept, and no more
-    assert tg.fake.called("sendChatAction") == []  # the stop started nothing to wait for
-    assert control.deleted
+    assert tg.fake.texts(7) == [answer[: len(answer) // 3], "⏹ Остановлено."]  # kept, no more
+    assert tg.fake.called("deleteMessage") == []
     assert await tg.state(7) == "chat.ready"
-    assert all("⏹ Стоп" not in m.labels for m in tg.fake.chat(7))
 
 
 async def test_stop_in_a_group_is_under_the_message_being_edited(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(-100, "/start@statebot_test_bot")
     await tg.send(-100, "@statebot_test_bot расскажи историю", user_id=5, wait=False)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
+    tg.clock.advance(0.5)  # the answer's message is due
     await tg.until(lambda: any("⏹ Стоп" in m.labels for m in tg.fake.chat(-100)))
     live = tg.fake.with_button(-100, "⏹ Стоп")
     first = "[openai/gpt-oss-120b] answer to: расскажи историю"[:17]  # the first piece of three

@@ -216,7 +216,8 @@ async def test_sigterm_lets_the_answer_finish_within_the_grace() -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     tg.fake.push({"update_id": 600, "message": message(7, "Привет")})
     running = asyncio.create_task(run(tg.transport, asyncio.Event()))
-    await tg.until(lambda: tg.fake.called("sendMessageDraft"), steps=10_000)
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()), steps=10_000)
     os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets the stop event
     await tg.until(lambda: not tg.transport.application.running, steps=10_000)
     assert not running.done()  # waiting for the answer, within shutdown_grace_seconds
@@ -231,7 +232,8 @@ async def test_an_answer_over_the_grace_is_stopped_and_keeps_what_it_said() -> N
     tg = await TelegramKit.start(settings=with_telegram(shutdown_grace_seconds=0))
     tg.providers.hang("groq", after_pieces=1)  # never released
     await tg.send(7, "Привет", wait=False)
-    await tg.until(lambda: tg.fake.called("sendMessageDraft"))
+    streams = tg.transport.renderer.streams
+    await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     await drain(tg.transport, tg.transport.bot.settings.telegram.shutdown_grace_seconds)
     answer = "[openai/gpt-oss-120b] answer to: Привет"  # in three pieces
     assert tg.fake.texts(7)[-1] == answer[: len(answer) // 3]  # the piece that was streamed

@@ -23,11 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from .._logs import in_answer
 from .._providers.sse import ThinkFilter
+from .._store.base import ChatRecord
 from .builtins import replacement_notice_key
-from .effects import AnswerDelta, AnswerDone, AnswerRemoved, AnswerStarted, Button, Keyboard
+from .effects import (
+    AnswerDelta,
+    AnswerDone,
+    AnswerRemoved,
+    AnswerRestarted,
+    AnswerStarted,
+    Button,
+    Keyboard,
+)
 from .events import Event
+from .history import keep_limit, remember
 from .registry import Turn
-from .render import keyboard_for
+from .render import allowed, keyboard_for
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -51,7 +61,10 @@ class Answer:
     shown: asyncio.Event = field(default_factory=asyncio.Event)  # its last piece is on screen
     finished: bool = False  # its end is being handled: no longer "running" for the flows
     dropped: bool = False  # /new or /forget: whatever it reports from now on is dropped
-    removed: bool = False  # /forget: its draft and ⏹ go too
+    removed: bool = False  # /forget (or a Stop that keeps nothing): its draft and ⏹ go too
+    record: ChatRecord | None = None  # the record of the turn that started it, as it was then
+    entering: str | None = None  # the state that turn entered
+    stopped: bool = False  # cancelled (⏹, /stop, a shutdown): the stop's turn decides what follows
 
     @property
     def running(self) -> bool:
@@ -216,6 +229,7 @@ class Answers:
             engine.post(Event.system(record.chat_id, "history_trimmed"))
         warned = {k for k, v in record.notices.items() if v}
         record.data["answer"] = {"id": answer.id, "epoch": answer.epoch}
+        answer.record, answer.entering = record, turn.entering
         answer.task = asyncio.create_task(
             self._run(answer, messages, warned, buttons, chosen, replaced)
         )
@@ -244,14 +258,31 @@ class Answers:
         reported: list[Any] = []
         after_answer: list[Any] = []
         speaking = model  # who streams: a fallback is announced by provider_down's "offered"
+        started = False
 
         async def on_delta(piece: str) -> None:
+            nonlocal started
             if answer.dropped:
                 return  # /new or /forget: its pieces go nowhere
-            if not parts:
+            if not started:
+                started = True
                 await engine.deliver(chat_id, AnswerStarted(answer.id, speaking, buttons))
             parts.append(piece)
             await engine.deliver(chat_id, AnswerDelta(answer.id, piece))
+
+        async def may_restart() -> bool:
+            """The stream was cut: start over on the next model only when the transport has
+            shown nothing final of this answer (a draft at most) and dropped it; never a
+            truncated answer presented as complete, never two answers to one question."""
+            if answer.dropped or answer.removed or not parts:
+                return False
+            restart = AnswerRestarted(answer.id)
+            if not await self._safely(answer, "its restart", engine.deliver(chat_id, restart)):
+                return False
+            if not restart.agreed:
+                return False
+            parts.clear()
+            return True
 
         async def on_event(route_event: Any) -> None:
             nonlocal speaking
@@ -260,6 +291,9 @@ class Answers:
                 speaking = str(route_event.data["offered"])
             if parts:
                 after_answer.append(route_event)  # told after the answer, not in its middle
+            elif route_event.name == "answer_restarted":  # "to" is who stands in: "offered"
+                data = {**route_event.data, "offered": route_event.data.get("to", "")}
+                await self._notify(answer, route_event.name, data)
             else:
                 await self._notify(answer, route_event.name, route_event.data)
 
@@ -268,9 +302,12 @@ class Answers:
         try:
             if replaced is not None:
                 await self._notify(answer, "model_replaced", replaced)
-            result = await engine.router.ask(model, messages, on_delta=on_delta, on_event=on_event)
+            result = await engine.router.ask(
+                model, messages, on_delta=on_delta, on_event=on_event, may_restart=may_restart
+            )
         except asyncio.CancelledError:
             log.info("answer %s in chat %s stopped", answer.id, chat_id)
+            answer.stopped = True
         except Exception:
             log.exception("answer %s in chat %s failed", answer.id, chat_id)
             failed = True
@@ -291,7 +328,8 @@ class Answers:
         provider = engine.settings.models[model].provider
         if answered_by == model and provider in warned:
             await self._notify(answer, "provider_back", {"provider": provider, "episode": ""})
-        text = "".join(parts) if shown else ""  # history keeps no answer the user never got
+        # History keeps no answer the user never got (nor one a Stop took away).
+        text = "".join(parts) if shown and not answer.removed else ""
         if failed:
             await self._notify(answer, "answer_failed", {})
         elif complete and not visible(text):
@@ -315,7 +353,11 @@ class Answers:
         elif text:
             footer = signature(engine, answered_by) if answered_by != chosen else ""
             done = complete and not answer.dropped and not self._closing
-            effect = AnswerDone(answer.id, text, answered_by, done, footer)
+            buttons = None
+            if not (answer.dropped or answer.stopped or self._closing):
+                payload = answered_payload(answer, text, complete, answered_by)
+                buttons = await self._buttons_after(answer, payload)
+            effect = AnswerDone(answer.id, text, answered_by, done, footer, buttons)
         else:
             return True
         return await self._safely(answer, "its end", engine.deliver(chat_id, effect))
@@ -325,15 +367,46 @@ class Answers:
     ) -> None:
         """``answered``, through the ordered door: the chat leaves answering. One more try when
         the first fails (a locked store); the next answer starts clean either way."""
-        payload = {"question": answer.question, "answer": text if visible(text) else "",
-                   "complete": complete, "model": answered_by or "", "answer_id": answer.id,
-                   "epoch": answer.epoch}  # fmt: skip
+        payload = answered_payload(answer, text, complete, answered_by)
         for attempt in (1, 2):
             try:
                 await self._tell(answer.chat_id, "answered", payload)
                 return
             except Exception:
                 log.exception("answer %s: reporting its end failed (try %d)", answer.id, attempt)
+
+    async def _buttons_after(self, answer: Answer, payload: dict[str, Any]) -> Keyboard | None:
+        """The buttons the answer will end with: those of the state its ``answered`` enters,
+        worked out on a copy of the chat's record as it will be then, so that the final message
+        carries them (one call, rather than a message and then an edit for 🔄). The chat's
+        stored record when the turn that started the answer is saved, else that turn's record
+        (an answer done before its own turn was saved). None when it cannot be known here;
+        ``AnswerButtons`` comes after ``answered`` either way and corrects a wrong guess."""
+        engine, chat_id = self.engine, answer.chat_id
+        try:
+            stored = await engine.store.load(chat_id)
+        except Exception:
+            log.exception("answer %s: its buttons are shown after its end", answer.id)
+            return None
+        if (stored.data.get("answer") or {}).get("id") == answer.id:
+            record = ChatRecord.from_json(chat_id, stored.to_json())
+        elif answer.record is not None and answer.entering is not None:
+            record = ChatRecord.from_json(chat_id, answer.record.to_json())
+            record.state = answer.entering  # what its turn is about to save
+        else:
+            return None
+        if record.state not in engine.flows.states:
+            return None
+        record.data.pop("answer", None)
+        remember(record, payload, keep_limit(engine.settings.models))
+        event = Event.system(chat_id, "answered", **for_flows(engine, payload))
+        turn = Turn(engine, record, event, engine.language_for(record))
+        for transition in engine.flows.transitions_for(record.state, "answered"):
+            if allowed(turn, transition.guard, transition.unless):
+                if transition.dest is None or not transition.silent:
+                    return ()  # no buttons go under the answer (the flows show a message)
+                return keyboard_for(turn, engine.flows.states[transition.dest])
+        return ()
 
     async def _notify(self, answer: Answer, name: str, data: dict[str, Any]) -> None:
         """A notice about the answer (provider_down, empty_answer...): never fatal to it."""
@@ -352,6 +425,15 @@ class Answers:
 
     async def _tell(self, chat_id: int, name: str, data: dict[str, Any]) -> None:
         await self.engine.handle(Event.system(chat_id, name, **for_flows(self.engine, data)))
+
+
+def answered_payload(
+    answer: Answer, text: str, complete: bool, answered_by: str | None
+) -> dict[str, Any]:
+    """What ``answered`` tells the flows (and what history keeps)."""
+    return {"question": answer.question, "answer": text if visible(text) else "",
+            "complete": complete, "model": answered_by or "", "answer_id": answer.id,
+            "epoch": answer.epoch}  # fmt: skip
 
 
 def stop_buttons(buttons: Keyboard, answer_id: int) -> Keyboard:

@@ -51,6 +51,7 @@ SYSTEM_EVENTS = (
     "unhandled_text",
     "health_changed",
     "answer_cut",
+    "answer_restarted",
     "record_reset",
     "queued",
     "queue_full",

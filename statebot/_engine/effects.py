@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -22,12 +22,15 @@ Keyboard = tuple[tuple[Button, ...], ...]
 
 @dataclass(frozen=True)
 class Reply:
-    """A message with optional buttons. ``edit`` asks to edit the menu that was pressed."""
+    """A message with optional buttons. ``edit`` asks to edit the menu that was pressed;
+    ``in_place``: only by editing the pressed message, never as a new message (the menu an
+    outdated press shows: a group member pressing an old button must not flood the group)."""
 
     text: str
     buttons: Keyboard = ()
     edit: bool = False
     state: str = ""  # the state that produced it, for traces and tests
+    in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,17 @@ class AnswerDelta:
 
 @dataclass(frozen=True)
 class AnswerDone:
-    """The answer's final text. ``complete`` is False when the stream broke or was stopped."""
+    """The answer's final text. ``complete`` is False when the stream broke or was stopped.
+    ``buttons``: what goes under it once it is over (the keyboard of the state its ``answered``
+    enters, worked out before the final text goes out, so that the final message carries them);
+    None when that could not be known: ``AnswerButtons`` brings them after."""
 
     answer_id: int
     text: str
     model: str | None
     complete: bool = True
     footer: str = ""  # names the model when it answered for the chat's own (not in ``text``)
+    buttons: Keyboard | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,21 @@ class AnswerButtons:
 
     answer_id: int
     buttons: Keyboard
+
+
+@dataclass(frozen=True)
+class AnswerRestarted:
+    """The answer's stream was cut and it may start over on the next model: a transport on
+    whose screen nothing of the answer is final yet (only a draft, which is not a message)
+    drops what it showed and calls ``agree()``; then the next pieces are the whole answer. A
+    transport that cannot (a message was sent or is being edited) or that does not know this
+    effect leaves it unanswered, and the answer is cut, as before."""
+
+    answer_id: int
+    agreed: list[bool] = field(default_factory=list, compare=False)
+
+    def agree(self) -> None:
+        self.agreed.append(True)
 
 
 @dataclass(frozen=True)
@@ -105,6 +127,7 @@ Effect = (
     | AnswerDelta
     | AnswerDone
     | AnswerButtons
+    | AnswerRestarted
     | AnswerRemoved
     | PressAnswer
 )

@@ -26,7 +26,7 @@ from .effects import Effect, press_answer
 from .events import Event, Kind
 from .history import CUT_MARK, keep_limit, messages_for, remember
 from .locks import ChatLocks
-from .machine import FlowMachine
+from .machine import OUTDATED, FlowMachine
 from .registry import RAISED, Registry, Turn
 from .render import keyboard_for
 from .usage import Usage
@@ -53,6 +53,8 @@ class RouterLike(Protocol):
         messages: list[dict[str, str]],
         on_delta: Callable[[str], Awaitable[None]] | None = None,
         on_event: Callable[[Any], Awaitable[None]] | None = None,
+        *,
+        may_restart: Callable[[], Awaitable[bool]] | None = None,
     ) -> Any: ...
 
 
@@ -192,6 +194,8 @@ class Engine:
                 Kind.TEXT: "unhandled_text",
             }.get(event.kind)
             if fallback and self.machine.can_fire(turn.record.state, fallback):
+                if fallback == "stale_press":  # answered in its toast, shown in place
+                    turn.values[OUTDATED] = True
                 await self.machine.fire(turn, fallback)
         for name in turn.values.pop(RAISED, []):  # system events the actions raised
             if self.machine.can_fire(turn.record.state, name):
@@ -226,10 +230,15 @@ class Engine:
         return "/stop" if self.machine.can_fire(turn.record.state, "/stop") else None
 
     async def stop(self, answer_id: int) -> bool:
-        """Stop a running answer by its id, as its ⏹ does: for a transport's own Stop."""
+        """Stop a running answer by its id, as its ⏹ does: for a transport's own Stop (Telegram's
+        under a draft: ``[telegram] keep_on_stop`` false keeps nothing of it, on screen or in
+        history, as the draft Telegram drops)."""
         chat_id = self.answers.chat_of(answer_id)
         if chat_id is None:
             return False
+        answer = self.answers.current(chat_id)
+        if answer is not None and not self.settings.telegram.keep_on_stop:
+            answer.removed = True
         await self.handle(Event.system(chat_id, STOP_REQUESTED, answer_id=answer_id))
         return True
 

@@ -15,9 +15,11 @@ from typing import Any
 from transitions.extensions.asyncio import AsyncMachine
 
 from .._flows.model import FlowSet, Transition
-from .effects import AnswerButtons, Reply
+from .effects import AnswerButtons, Notice, Reply
 from .registry import Registry, Turn
 from .render import allowed, keyboard_for, named_keyboard, render_text
+
+OUTDATED = "outdated press"  # Turn.values[...]: the press was stale (``stale_press`` runs)
 
 
 class _ChatModel:
@@ -79,7 +81,9 @@ class FlowMachine:
     def _show(self, t: Transition) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def show(event_data: Any) -> None:
             turn: Turn = event_data.kwargs["turn"]
-            if t.say is not None:
+            if t.say is not None and turn.values.get(OUTDATED):
+                await turn.emit(Notice(render_text(turn, t.say)))  # the press's own toast
+            elif t.say is not None:
                 buttons = named_keyboard(turn, t.keyboard) if t.keyboard else ()
                 await turn.emit(Reply(render_text(turn, t.say), buttons, state=turn.record.state))
             if t.dest is not None:
@@ -95,11 +99,17 @@ class FlowMachine:
         return show
 
     async def show_state(self, turn: Turn, name: str, *, edit: bool = False) -> None:
+        """The state's text and buttons; after an outdated press, only in the pressed message
+        (a group member pressing an old button twenty times posts nothing new)."""
         state = self.flows.states[name]
         if state.text is None:
             return
         text = render_text(turn, state.text)
-        await turn.emit(Reply(text, keyboard_for(turn, state), edit=edit, state=name))
+        outdated = bool(turn.values.get(OUTDATED))
+        await turn.emit(
+            Reply(text, keyboard_for(turn, state), edit=edit or outdated, state=name,
+                  in_place=outdated)
+        )  # fmt: skip
 
     def can_fire(self, state: str, trigger: str) -> bool:
         return bool(self.flows.transitions_for(state, trigger))

@@ -22,6 +22,7 @@ from .._engine.effects import (
     AnswerDelta,
     AnswerDone,
     AnswerRemoved,
+    AnswerRestarted,
     AnswerStarted,
     Effect,
     Notice,
@@ -36,6 +37,7 @@ from .telegram_stream import Streams
 log = logging.getLogger("statebot.telegram")
 
 CALLBACK_TEXT_LIMIT = 200  # characters Telegram shows in a callback answer
+TYPING_AFTER = 1.0  # seconds without anything to show before "typing" (a draft comes sooner)
 TYPING_EVERY = 4.5  # seconds: Telegram shows "typing" for 5 seconds after each action
 TYPING_MAX = 40  # repeats at most, about three minutes
 
@@ -74,13 +76,18 @@ class Renderer:
         draft_seconds: float,
         edit_seconds: float,
         title_of: Callable[[str], str],
+        rich: str = "off",  # [telegram] rich_messages
+        keep_on_stop: bool = True,
     ) -> None:
         self.sender = sender
         self.clock = clock
         self.answering = answering
         self.streams = Streams(
-            sender, clock, draft_seconds=draft_seconds, edit_seconds=edit_seconds, title_of=title_of
-        )
+            sender, clock, draft_seconds=draft_seconds, edit_seconds=edit_seconds,
+            title_of=title_of, rich=rich,
+        )  # fmt: skip
+        if keep_on_stop:  # Telegram keeps the draft a moment after its Stop; we send it for good
+            sender.native_stop["keep_on_stop"] = True
         self._typing: dict[int, TimerHandle] = {}
 
     async def deliver(self, chat_id: int, effect: Effect) -> None:
@@ -117,7 +124,9 @@ class Renderer:
         elif isinstance(effect, AnswerDone):
             await self.streams.finish(effect)
         elif isinstance(effect, AnswerButtons):
-            await self.streams.set_buttons(effect)
+            await self.streams.set_buttons(chat_id, effect)
+        elif isinstance(effect, AnswerRestarted):
+            await self.streams.restart(effect)
         elif isinstance(effect, AnswerRemoved):
             self._stop_typing(chat_id)
             await self.streams.remove(effect)
@@ -136,6 +145,8 @@ class Renderer:
         target = None
         if reply.edit:
             target = scope.message_id if scope is not None and scope.message_id else view.menu_id
+        if reply.in_place:  # an outdated press: the pressed message only, never a new one
+            target = scope.message_id if scope is not None else None
         if (
             target is not None
             and target not in view.answer_ids
@@ -146,6 +157,8 @@ class Renderer:
         ):
             view.menu_id = target
             return
+        if reply.in_place:
+            return  # the press's toast said it; the pressed message holds an answer or is gone
         message = await self.sender.send_plain(
             chat_id, reply.text, thread_id=self.thread(chat_id), keyboard=keyboard
         )
@@ -170,12 +183,12 @@ class Renderer:
     # --- "typing" while the model thinks ----------------------------------------------------
 
     async def expect_answer(self, chat_id: int) -> None:
-        """Show "typing" until the answer's first piece, when an answer was just started."""
+        """Show "typing" until the answer's first piece, when an answer was just started and
+        nothing of it shows within a second (a draft that follows sooner says it better)."""
         if chat_id in self._typing or self.streams.streaming(chat_id):
             return
         if self.answering(chat_id):
-            self._typing[chat_id] = self._next_typing(chat_id, 1)
-            await self._send_typing(chat_id)
+            self._typing[chat_id] = self._next_typing(chat_id, 0, TYPING_AFTER)
 
     def _type(self, chat_id: int, count: int) -> None:
         self._typing.pop(chat_id, None)
@@ -184,9 +197,8 @@ class Renderer:
         self._typing[chat_id] = self._next_typing(chat_id, count + 1)
         self.streams.spawn(self._send_typing(chat_id))
 
-    def _next_typing(self, chat_id: int, count: int) -> TimerHandle:
-        when = self.clock.now() + TYPING_EVERY
-        return self.clock.call_at(when, lambda: self._type(chat_id, count))
+    def _next_typing(self, chat_id: int, count: int, after: float = TYPING_EVERY) -> TimerHandle:
+        return self.clock.call_at(self.clock.now() + after, lambda: self._type(chat_id, count))
 
     async def _send_typing(self, chat_id: int) -> None:
         thread = self.thread(chat_id)

@@ -50,7 +50,7 @@ from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken
 
 from .telegram_format import fits, render, split_markdown
-from .telegram_send import NATIVE_STOP, Sender
+from .telegram_send import Sender
 
 log = logging.getLogger("statebot.telegram")
 
@@ -228,7 +228,8 @@ class RichMessages:
 
             async def make(chat: int) -> object:
                 kwargs = {"chat_id": chat, "draft_id": draft_id, "message_thread_id": thread_id,
-                          "rich_message": rich_message(markdown), **NATIVE_STOP}  # fmt: skip
+                          "rich_message": rich_message(markdown),
+                          **self.sender.native_stop}  # fmt: skip
                 return await bot.do_api_request("sendRichMessageDraft", api_kwargs=_present(kwargs))
 
             try:

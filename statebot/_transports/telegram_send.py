@@ -140,6 +140,7 @@ class Sender:
         self._on_blocked = on_blocked
         self.clock: Clock = clock or SystemClock()
         self.delays = delays
+        self.native_stop = dict(NATIVE_STOP)  # what drafts ask: keep_on_stop from [telegram]
 
     def draft_interval(self, streaming: int, least: float) -> float:
         """Seconds between one answer's drafts while ``streaming`` answers stream: ``least``,
@@ -332,7 +333,7 @@ class Sender:
             async def make(chat: int, text: str = text, entities: Any = entities) -> object:
                 return await self.bot.send_message_draft(
                     chat, draft_id, text, message_thread_id=thread_id, entities=entities or None,
-                    api_kwargs=NATIVE_STOP,
+                    api_kwargs=self.native_stop,
                 )  # fmt: skip
 
             try:

@@ -4,15 +4,21 @@ The engine's answer task hands over pieces and must never wait for Telegram (a f
 stall the model's stream), so ``AnswerStarted`` and ``AnswerDelta`` only record and schedule; one
 push at a time shows the newest text, at most once per ``draft_seconds`` (private) or
 ``stream_edit_seconds`` (groups), timed by the bot's clock so that tests move time instead of
-sleeping. ``AnswerDone`` waits for the push under way, then sends the final messages, which the
-answer task awaits: what the flows say next comes after the answer.
+sleeping. The first push is due one ``draft_seconds`` after the first piece, so that an answer
+the provider finishes sooner goes out as one message. ``AnswerDone`` waits for the push under
+way, then sends the final messages, which the answer task awaits: what the flows say next comes
+after the answer.
 
 Private chats: ``sendMessageDraft`` previews the answer (a draft lives 30 seconds and holds at most
-4096 characters: a long answer finishes one message and goes on in the next draft); a draft has no
-buttons, so a small message with the model's name carries ⏹ Stop while the answer streams and is
-deleted when it ends. Groups: the answer is one message edited as it grows, ⏹ Stop under it.
-Whatever is shown is split to 4096 UTF-16 units after every concatenation (text that arrived
-while a message was being sent included).
+4096 characters: a long answer finishes one message and goes on in the next draft) with
+Telegram's own Stop under it (``can_stop``; ``keep_on_stop`` from ``[telegram] keep_on_stop``);
+no message is sent until the answer's end, and the final message carries the buttons that go
+under the answer (``AnswerDone.buttons``, known before it goes out). Until then nothing of the
+answer is final, so a cut stream may start over on another model (``AnswerRestarted``). Groups:
+the answer is one message edited as it grows, ⏹ Stop (with the answer's id) under it, edited
+into the final text with its buttons. The previous answer's buttons (🔄) are taken away when
+the next answer's arrive: one edit. Whatever is shown is split to 4096 UTF-16 units after every
+concatenation (text that arrived while a message was being sent included).
 
 Drafts fail soft, by kind: a server without ``sendMessageDraft`` (404) turns them off for every
 chat, a request Telegram refuses (400) for that chat, a transient failure (5xx, timeout) for that
@@ -27,14 +33,21 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken, NetworkError
 
 from .._clock import Clock, TimerHandle
-from .._engine.effects import AnswerButtons, AnswerDone, AnswerRemoved, AnswerStarted
-from .telegram_format import Rendered
+from .._engine.effects import (
+    AnswerButtons,
+    AnswerDone,
+    AnswerRemoved,
+    AnswerRestarted,
+    AnswerStarted,
+    Keyboard,
+)
 from .telegram_rich import RichMessages
 from .telegram_send import Sender, markup
 
@@ -53,22 +66,22 @@ class AnswerStream:
         *,
         private: bool,
         thread_id: int | None,
-        title: str,
     ) -> None:
         self.streams = streams
         self.chat_id = chat_id
+        self.answer_id = started.answer_id
         self.private = private
         self.thread_id = thread_id
-        self.title = title
+        # ⏹ Stop under a message being edited (groups, and private chats without drafts);
+        # a draft has Telegram's own Stop instead.
         self.keyboard: InlineKeyboardMarkup | None = markup(started.buttons)
-        self.interval = streams.draft_seconds if private else streams.edit_seconds
         self.live = ""  # Markdown not yet in a finished message
         self.streamed = ""  # every piece, as it came
         self.shown: str | None = None  # the live text as last pushed
-        self.live_id: int | None = None  # groups: the message being edited
-        self.control_id: int | None = None  # private chats: the message holding ⏹ Stop
+        self.live_id: int | None = None  # the message being edited (groups; no drafts)
         self.message_ids: list[int] = []  # the answer's finished messages, in order
         self.draft_id = next(_draft_ids)
+        self.first_due = streams.clock.now() + streams.draft_seconds  # one draft interval in
         self.last_push = float("-inf")
         self.push_task: asyncio.Task[None] | None = None
         self.timer: TimerHandle | None = None
@@ -78,6 +91,18 @@ class AnswerStream:
 
     def drafting(self) -> bool:
         return self.private and self.drafts and self.streams.drafting(self.chat_id)
+
+    def interval(self) -> float:
+        """Seconds between pushes: a group's edits, or drafts at the pace the call budget can
+        carry for every answer streaming now (``Sender.draft_interval``)."""
+        streams = self.streams
+        if not self.private:
+            return streams.edit_seconds
+        return streams.sender.draft_interval(len(streams.answers), streams.draft_seconds)
+
+    def only_a_draft(self) -> bool:
+        """Nothing of the answer is a message yet: what the user saw was a draft at most."""
+        return self.drafting() and not self.message_ids and self.live_id is None
 
     # --- while streaming ------------------------------------------------------------------
 
@@ -90,7 +115,7 @@ class AnswerStream:
         """Push now if allowed, else once the interval has passed; never waits itself."""
         if self.done or (self.push_task is not None and not self.push_task.done()):
             return
-        wait_until = self.last_push + self.interval
+        wait_until = max(self.first_due, self.last_push + self.interval())
         drafting = self.drafting()
         due = self.live != self.shown or (
             drafting and self.streams.clock.now() >= self.last_push + DRAFT_REFRESH_SECONDS
@@ -125,21 +150,14 @@ class AnswerStream:
             return
         if self.live != self.shown:
             self.kick()
-        elif self.drafting():  # keep the draft alive while the model thinks
+        elif self.drafting() and self.shown:  # keep the draft alive while the model thinks
             self._wake_at(self.last_push + DRAFT_REFRESH_SECONDS)
 
     async def _show(self) -> None:
-        sender = self.streams.sender
-        if self.private and self.keyboard and self.control_id is None:
-            message = await sender.send(
-                self.chat_id, Rendered(self.title, self.title, ()),
-                thread_id=self.thread_id, keyboard=self.keyboard,
-            )  # fmt: skip
-            self.control_id = message.message_id if message else None
-            self._own(self.control_id)
-        while not self.streams.out.fits(self.live):  # split again: text comes while sending
+        out = self.streams.out
+        while not out.fits(self.live):  # split again: text comes while a message is sent
             snapshot = self.live
-            *finished, rest = self.streams.out.split(snapshot)
+            *finished, rest = out.split(snapshot)
             for piece in finished:
                 await self._finish(piece)
             self.live = rest + self.live[len(snapshot) :]  # and what came meanwhile
@@ -149,13 +167,13 @@ class AnswerStream:
         if self.drafting() and await self._draft(text):
             return
         if self.live_id is None:
-            message = await self.streams.out.send(
+            message = await out.send(
                 self.chat_id, text, thread_id=self.thread_id, keyboard=self.keyboard
             )
             self.live_id = message.message_id if message else None
             self._own(self.live_id)
         else:
-            await self.streams.out.edit(self.chat_id, self.live_id, text, self.keyboard)
+            await out.edit(self.chat_id, self.live_id, text, self.keyboard)
 
     async def _draft(self, text: str) -> bool:
         """The draft shown; False when it failed and the answer is to edit a message."""
@@ -176,15 +194,18 @@ class AnswerStream:
             self.drafts = False
         return False
 
-    async def _finish(self, piece: str) -> None:
-        """A piece that will not change: the live message becomes it, or it is sent."""
+    async def _finish(self, piece: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """A piece that will not change: the live message becomes it, or it is sent;
+        ``keyboard``: what goes under it (the last piece of an answer: the flows' buttons)."""
         sender, out = self.streams.sender, self.streams.out
-        if self.live_id is not None and await out.edit(self.chat_id, self.live_id, piece):
+        if self.live_id is not None and await out.edit(self.chat_id, self.live_id, piece, keyboard):
             self.message_ids.append(self.live_id)
         else:
             if self.live_id is not None:  # it stays as it was, without ⏹ Stop
                 await sender.set_keyboard(self.chat_id, self.live_id, None)
-            message = await out.send(self.chat_id, piece, thread_id=self.thread_id)
+            message = await out.send(
+                self.chat_id, piece, thread_id=self.thread_id, keyboard=keyboard
+            )
             if message is not None:
                 self.message_ids.append(message.message_id)
                 self._own(message.message_id)
@@ -200,74 +221,75 @@ class AnswerStream:
     async def _end(self) -> None:
         """No more pushes or draft refreshes: the one in flight is done."""
         self.done = True
+        await self._settle_push()
+
+    async def _settle_push(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         if self.push_task is not None:
             await asyncio.gather(self.push_task, return_exceptions=True)
 
+    async def restart(self, effect: AnswerRestarted) -> None:
+        """The stream was cut: agree to start over when only a draft showed it (the draft is
+        replaced by the next model's, or goes with the notice that comes first)."""
+        await self._settle_push()
+        if self.done or not self.only_a_draft():
+            return  # a message of it is on screen: the answer is cut, and says so
+        self.live = self.streamed = ""
+        self.shown = None
+        effect.agree()
+
     async def finish(self, done: AnswerDone) -> None:
-        """The final messages, without ⏹ Stop; the flows' buttons come with AnswerButtons."""
+        """The final messages, the last carrying the buttons that go under the answer."""
         await self._end()
         if done.text != self.streamed and not self.message_ids:
             self.live = done.text  # the final word (redacted, say), while nothing is final yet
         if done.footer:
             self.live = f"{self.live.rstrip()}\n\n{done.footer}"  # who answered, for the chat's own
+        keyboard = markup(done.buttons) if done.buttons else None
         try:
-            for piece in self.streams.out.split(self.live):
-                if piece.strip():
-                    await self._finish(piece)
+            pieces = [piece for piece in self.streams.out.split(self.live) if piece.strip()]
+            for index, piece in enumerate(pieces):
+                await self._finish(piece, keyboard if index == len(pieces) - 1 else None)
             if self.live_id is not None:  # a blank tail: the live message is the last one
-                await self.streams.sender.set_keyboard(self.chat_id, self.live_id, None)
+                await self.streams.sender.set_keyboard(self.chat_id, self.live_id, keyboard)
                 self.message_ids.append(self.live_id)
+                self.live_id = None
         except BaseException:
             await self._abandon()
             raise
-        if self.control_id is not None:
-            await self._drop_control()
+        if self.message_ids:
+            await self.streams.ended(self, self.message_ids[-1], done.buttons)
 
     async def _abandon(self) -> None:
         """The end could not be shown: at least no ⏹ Stop stays (what was sent stays)."""
         with contextlib.suppress(Exception):
             if self.live_id is not None:
                 await self.streams.sender.set_keyboard(self.chat_id, self.live_id, None)
-        with contextlib.suppress(Exception):
-            if self.control_id is not None:
-                await self._drop_control()
 
     async def remove(self) -> None:
-        """/forget: the draft stops (Telegram drops it), the live message and ⏹ go; the
-        messages already final stay."""
+        """/forget, or a Stop that keeps nothing: the draft stops (Telegram drops it), the live
+        message goes; the messages already final stay."""
         await self._end()
-        for message_id in (self.live_id, self.control_id):
-            if message_id is not None:
-                self.control_id = message_id
-                await self._drop_control()
-        self.live_id = self.control_id = None
+        if self.live_id is not None:
+            await self.streams.delete(self.chat_id, self.live_id)
+        self.live_id = None
 
-    async def _drop_control(self) -> None:
-        sender, control_id = self.streams.sender, self.control_id
-        assert control_id is not None
 
-        async def make(chat: int) -> bool:
-            return await sender.bot.delete_message(chat, control_id)
+@dataclass
+class Ended:
+    """A chat's newest answer on screen: the message under which its buttons are."""
 
-        try:
-            await sender.call(self.chat_id, make)
-        except Exception as exc:  # too old to delete, already gone: at least lose the button
-            log.info("stop button message %s not deleted (%s)", control_id, exc)
-            await sender.set_keyboard(self.chat_id, control_id, None)
-
-    async def set_buttons(self, effect: AnswerButtons) -> None:
-        if self.message_ids:
-            keyboard = markup(effect.buttons)
-            await self.streams.sender.set_keyboard(self.chat_id, self.message_ids[-1], keyboard)
+    answer_id: int
+    message_id: int
+    buttons: Keyboard | None  # None: not known when it went out (AnswerButtons brings them)
 
 
 class Streams:
-    """Every answer being shown, by answer id (unique within the process)."""
-
-    KEEP = 64  # finished answers kept for their AnswerButtons
+    """Every answer being shown, by answer id (unique within the process), and each chat's
+    newest answer on screen (one small entry per chat, not a bounded list: every answer keeps
+    its buttons however many chats answer at once)."""
 
     def __init__(
         self,
@@ -276,16 +298,18 @@ class Streams:
         *,
         draft_seconds: float,
         edit_seconds: float,
-        title_of: Callable[[str], str],
+        title_of: Callable[[str], str] | None = None,
         rich: str = "off",
+        keep_on_stop: bool = True,
     ) -> None:
         self.sender = sender
         self.out = RichMessages(sender, rich)  # answers: rich (telegram_rich) or entities
         self.clock = clock
         self.draft_seconds = draft_seconds
         self.edit_seconds = edit_seconds
-        self.title_of = title_of
-        self.answers: dict[int, AnswerStream] = {}
+        self.keep_on_stop = keep_on_stop
+        self.answers: dict[int, AnswerStream] = {}  # running answers
+        self.newest: dict[int, Ended] = {}  # chat → its newest finished answer
         self.tasks: set[asyncio.Task[None]] = set()
         self.drafts = True  # False once the Bot API server turned out to have no drafts
         self.refused: set[int] = set()  # chats whose drafts Telegram refused (400)
@@ -305,16 +329,8 @@ class Streams:
     def start(
         self, chat_id: int, effect: AnswerStarted, *, private: bool, thread_id: int | None
     ) -> None:
-        stream = AnswerStream(
-            self, chat_id, effect, private=private, thread_id=thread_id,
-            title=f"⏳ {self.title_of(effect.model)}",
-        )  # fmt: skip
+        stream = AnswerStream(self, chat_id, effect, private=private, thread_id=thread_id)
         self.answers[effect.answer_id] = stream
-        while len(self.answers) > self.KEEP:
-            oldest = next(iter(self.answers))
-            if not self.answers[oldest].done:
-                break
-            del self.answers[oldest]
         stream.kick()
 
     def add(self, answer_id: int, piece: str) -> None:
@@ -322,20 +338,55 @@ class Streams:
         if stream is not None:
             stream.add(piece)
 
+    async def restart(self, effect: AnswerRestarted) -> None:
+        stream = self.answers.get(effect.answer_id)
+        if stream is not None:
+            await stream.restart(effect)
+
     async def finish(self, effect: AnswerDone) -> None:
         stream = self.answers.get(effect.answer_id)
         if stream is not None:
-            await stream.finish(effect)
+            try:
+                await stream.finish(effect)
+            finally:
+                self.answers.pop(effect.answer_id, None)
 
     async def remove(self, effect: AnswerRemoved) -> None:
-        stream = self.answers.get(effect.answer_id)
+        stream = self.answers.pop(effect.answer_id, None)
         if stream is not None:
             await stream.remove()
 
-    async def set_buttons(self, effect: AnswerButtons) -> None:
-        stream = self.answers.get(effect.answer_id)
-        if stream is not None:
-            await stream.set_buttons(effect)
+    async def ended(self, stream: AnswerStream, message_id: int, buttons: Keyboard | None) -> None:
+        """The answer's last message is out: the previous answer's buttons go (one edit)."""
+        chat_id = stream.chat_id
+        previous = self.newest.get(chat_id)
+        self.newest[chat_id] = Ended(stream.answer_id, message_id, buttons)
+        if previous is not None and previous.message_id != message_id and previous.buttons != ():
+            await self.sender.set_keyboard(chat_id, previous.message_id, None)
+
+    async def set_buttons(self, chat_id: int, effect: AnswerButtons) -> None:
+        """The flows' buttons under a finished answer: nothing to do when its final message
+        already carries them."""
+        newest = self.newest.get(chat_id)
+        if newest is None or newest.answer_id != effect.answer_id:
+            return  # an older answer's, or one never shown
+        if newest.buttons == effect.buttons:
+            return
+        newest.buttons = effect.buttons
+        keyboard = markup(effect.buttons)
+        await self.sender.set_keyboard(chat_id, newest.message_id, keyboard)
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        sender = self.sender
+
+        async def make(chat: int) -> bool:
+            return await sender.bot.delete_message(chat, message_id)
+
+        try:
+            await sender.call(chat_id, make)
+        except Exception as exc:  # too old to delete, already gone: at least lose the button
+            log.info("message %s not deleted (%s)", message_id, exc)
+            await sender.set_keyboard(chat_id, message_id, None)
 
     async def settle(self) -> None:
         while self.tasks:
