@@ -184,6 +184,7 @@ async def test_every_answer_keeps_its_buttons_when_many_chats_answer_at_once(
     assert [tg.fake.chat(c)[-1].labels for c in chats] == [[REGENERATE]] * len(chats)
 
 
+@pytest.mark.xfail(strict=True, reason="the pressed message is edited again on every press")
 async def test_twenty_presses_of_an_old_button_in_a_group_post_no_message(
     tg: TelegramKit,
 ) -> None:
@@ -197,6 +198,7 @@ async def test_twenty_presses_of_an_old_button_in_a_group_post_no_message(
     calls = methods(tg, before)
     assert calls.count("answerCallbackQuery") == 20
     assert "sendMessage" not in calls
+    assert calls.count("editMessageText") == 1  # the pressed message already shows the menu
     toasts = [c.get("text") for c in tg.fake.called("answerCallbackQuery")[-20:]]
     assert toasts == [STALE] * 20
     shown = tg.fake.chat(-100)
