@@ -25,6 +25,7 @@ from .._engine.effects import (
     AnswerRestarted,
     AnswerStarted,
     Effect,
+    Keyboard,
     Notice,
     PressAnswer,
     Reply,
@@ -89,6 +90,9 @@ class Renderer:
         if keep_on_stop:  # Telegram keeps the draft a moment after its Stop; we send it for good
             sender.native_stop["keep_on_stop"] = True
         self._typing: dict[int, TimerHandle] = {}
+        # chat → the menu message as we last showed it (id, text, buttons): an outdated press
+        # on a message that already shows the current menu needs no edit (one small entry a chat)
+        self._menus: dict[int, tuple[int, str, Keyboard]] = {}
 
     async def deliver(self, chat_id: int, effect: Effect) -> None:
         """The engine's callback: render ``effect`` in ``chat_id``; log failures, never raise."""
@@ -147,6 +151,9 @@ class Renderer:
             target = scope.message_id if scope is not None and scope.message_id else view.menu_id
         if reply.in_place:  # an outdated press: the pressed message only, never a new one
             target = scope.message_id if scope is not None else None
+            shown = (target, reply.text, reply.buttons)
+            if target is not None and self._menus.get(chat_id) == shown:
+                return  # it shows that menu already
         if (
             target is not None
             and target not in view.answer_ids
@@ -156,6 +163,7 @@ class Renderer:
             )
         ):
             view.menu_id = target
+            self._menus[chat_id] = (target, reply.text, reply.buttons)
             return
         if reply.in_place:
             return  # the press's toast said it; the pressed message holds an answer or is gone
@@ -164,6 +172,7 @@ class Renderer:
         )
         if message is not None and keyboard is not None:
             self.sender.view(chat_id).menu_id = message.message_id
+            self._menus[chat_id] = (message.message_id, reply.text, reply.buttons)
 
     async def answer_press(self, scope: Scope) -> None:
         """Answer the callback query, always: a press left unanswered spins on the client."""
