@@ -58,7 +58,6 @@ def uploads(tg: TelegramKit) -> list[bytes]:
     return files
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 6: a very long answer is a document")
 async def test_an_answer_over_three_messages_is_one_document_with_a_preview(
     tg: TelegramKit,
 ) -> None:

@@ -166,12 +166,12 @@ async def test_a_draft_never_exceeds_4096_units_when_text_arrives_during_a_send(
     streams = tg.transport.renderer.streams
     await tg.until(lambda: any(len(s.streamed) > 4096 for s in streams.answers.values()))
     stream = next(iter(streams.answers.values()))
-    sending = tg.fake.holds["sendMessage"] = asyncio.Event()
-    tg.clock.advance(0.5)  # the first push: over 4096 units, the first message is finished
-    await tg.until(lambda: len(tg.fake.called("sendMessage")) == 1)
-    release.set()  # a third piece of 4,000 units arrives while that message is on its way
+    drafting = tg.fake.holds["sendMessageDraft"] = asyncio.Event()
+    tg.clock.advance(0.5)  # the first draft: the newest 4096 units at most
+    await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
+    release.set()  # a third piece of 4,000 units arrives while that draft is on its way
     await tg.until(lambda: stream.streamed == answer)
-    sending.set()
+    drafting.set()
     await tg.settle()
     drafts = tg.fake.called("sendMessageDraft")
     assert max(utf16(d["text"]) for d in drafts) <= TEXT_LIMIT

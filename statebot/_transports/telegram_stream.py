@@ -36,7 +36,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken, NetworkError
 
 from .._clock import Clock, TimerHandle
@@ -48,12 +48,21 @@ from .._engine.effects import (
     AnswerStarted,
     Keyboard,
 )
+from .telegram_format import utf16_len
 from .telegram_rich import RichMessages
 from .telegram_send import Sender, markup
 
 log = logging.getLogger("statebot.telegram")
 
 DRAFT_REFRESH_SECONDS = 20.0  # a draft vanishes after 30 s without an update
+DRAFT_TAIL = 4000  # characters of a long answer's end that its draft shows, at most
+# More than this many messages' worth goes as a file: 3 × 4096 UTF-16 units is about 12,000
+# characters, a long answer still read in the chat; past that the chat is flooded (a 1 MB answer
+# was 250 messages), every message is a call that counts toward Telegram's limits (20 a minute
+# in a group), and a file keeps the answer whole, to read or save, in one call.
+DOCUMENT_AFTER = 3
+DOCUMENT_NAME = "answer.md"
+PREVIEW_UNITS = 1000  # a document's caption: at most 1024 UTF-16 units (send_document.py)
 _draft_ids = itertools.count(1)
 
 
@@ -155,6 +164,12 @@ class AnswerStream:
 
     async def _show(self) -> None:
         out = self.streams.out
+        if self.drafting():  # nothing final before the end: the draft shows the newest part
+            text, self.shown = self.live, self.live
+            if not text.strip():
+                return
+            if await self._draft(text if out.fits(text) else newest(text, out.fits)):
+                return
         while not out.fits(self.live):  # split again: text comes while a message is sent
             snapshot = self.live
             *finished, rest = out.split(snapshot)
@@ -250,6 +265,9 @@ class AnswerStream:
         keyboard = markup(done.buttons) if done.buttons else None
         try:
             pieces = [piece for piece in self.streams.out.split(self.live) if piece.strip()]
+            if len(pieces) > DOCUMENT_AFTER and not self.message_ids and self.live_id is None:
+                pieces = []
+                await self._document(self.live, keyboard)
             for index, piece in enumerate(pieces):
                 await self._finish(piece, keyboard if index == len(pieces) - 1 else None)
             if self.live_id is not None:  # a blank tail: the live message is the last one
@@ -261,6 +279,23 @@ class AnswerStream:
             raise
         if self.message_ids:
             await self.streams.ended(self, self.message_ids[-1], done.buttons)
+
+    async def _document(self, markdown: str, keyboard: InlineKeyboardMarkup | None) -> None:
+        """An answer too long for a few messages: one file with all of it (sendDocument,
+        core.telegram.org/bots/api#senddocument, read in aiogram 3.31.0's send_document.py:
+        ``caption`` 0-1024 characters, files up to 50 MB), its beginning as the caption."""
+        sender, data = self.streams.sender, markdown.encode()
+
+        async def make(chat: int) -> Message:
+            return await sender.bot.send_document(
+                chat, InputFile(data, filename=DOCUMENT_NAME), caption=preview_of(markdown),
+                message_thread_id=self.thread_id, reply_markup=keyboard,
+            )  # fmt: skip
+
+        message = await sender.call(self.chat_id, make, sends=True)
+        if message is not None:
+            self.message_ids.append(message.message_id)
+            self._own(message.message_id)
 
     async def _abandon(self) -> None:
         """The end could not be shown: at least no ⏹ Stop stays (what was sent stays)."""
@@ -391,3 +426,30 @@ class Streams:
     async def settle(self) -> None:
         while self.tasks:
             await asyncio.wait(set(self.tasks))  # never cancels what it waits for
+
+
+def preview_of(markdown: str, limit: int = PREVIEW_UNITS) -> str:
+    """The beginning of ``markdown`` within ``limit`` UTF-16 units, cut at a paragraph, line or
+    word where one is near, marked "…" when cut."""
+    text = markdown.strip()
+    if utf16_len(text) <= limit:
+        return text
+    cut = text[: limit - 2]
+    while utf16_len(cut) > limit - 2:  # characters outside the BMP take two units
+        cut = cut[: len(cut) - (utf16_len(cut) - (limit - 2))]
+    for separator in ("\n\n", "\n", " "):
+        at = cut.rfind(separator)
+        if at > len(cut) // 2:
+            cut = cut[:at]
+            break
+    return f"{cut.rstrip()} …"
+
+
+def newest(text: str, fits: Callable[[str], bool]) -> str:
+    """The end of a long answer for its draft: at most ``DRAFT_TAIL`` characters that fit, from
+    a line's start where one is near."""
+    tail = text[-DRAFT_TAIL:]
+    while not fits(tail):
+        tail = tail[len(tail) // 10 :]
+    line = tail.find("\n")
+    return tail[line + 1 :] if 0 <= line < len(tail) // 10 else tail
