@@ -14,7 +14,7 @@ group answer still streaming against the edit of a menu):
 
 A call never waits behind one of lower priority. Background calls use at most two thirds of the
 overall rate, spread over the second, less while replies need more (half as many again as came
-in the last second and wait now are kept for them), and three quarters of a group's minute, so a
+in the last second are kept for them), and three quarters of a group's minute, so a
 reply always finds room; in one chat they keep a second after the chat's last message
 (Telegram's "one message per second"), replies are not held there (they follow the user, and
 Telegram allows "short bursts").
@@ -40,8 +40,9 @@ no other limit, and no method: python-telegram-bot's wiki ("Avoiding flood limit
 "Telegram does not document the precise limits"; its ``AIORateLimiter`` counts every call that
 carries a ``chat_id`` toward 30/s and every call to a group or channel (a negative or @name
 ``chat_id``) toward 20/min. The Bot API server (tdlib's telegram-bot-api, ``Client.cpp``) adds
-only its own "retry after 60" past 1,000 active requests or 310 messages being sent to one chat
-(``MAX_CONCURRENTLY_SENT_CHAT_MESSAGES``); every other 429 is Telegram's, passed on as it came.
+for messages only its own "retry after 60", past 1,000 active requests (plus a minute's
+updates) or 310 messages being sent to one chat (``MAX_CONCURRENTLY_SENT_CHAT_MESSAGES``); any
+other 429 is Telegram's, passed on as it came ("Too Many Requests: retry after N").
 What counts where here (FAQ: documented; the rest is assumed):
 
 =========================== ========== =================== ============ ===============
@@ -204,7 +205,7 @@ class CallBudget(BaseRateLimiter[Priority]):
         self.dropped: Counter[str] = Counter()  # by method
         self._overall: deque[float] = deque()  # every counted call's admission, last second
         self._background: deque[float] = deque()  # the background ones among them
-        self._held = 0  # while pumping: replies waiting for the overall limit
+        self._arrived: deque[_Call] = deque()  # droppable calls in arrival order (to give up)
         self._groups: dict[int | str, deque[float]] = {}
         self._chat_last: dict[int | str, float] = {}
         self._served: dict[int | str, float] = {}  # a chat's last background turn
@@ -258,6 +259,7 @@ class CallBudget(BaseRateLimiter[Priority]):
             self._timer, self._timer_at = None, math.inf
         waiting, self._waiting = self._waiting, []
         self._keys.clear()
+        self._arrived.clear()
         for call in waiting:
             if call.turn is not None and not call.turn.done():
                 call.turn.set_result(True)
@@ -349,6 +351,8 @@ class CallBudget(BaseRateLimiter[Priority]):
                 call.order = older.order  # the newer takes the older's place
                 self._drop(older)
             self._keys[call.key] = call
+        if call.droppable:
+            self._arrived.append(call)
         bisect.insort(self._waiting, call, key=lambda c: c.order)
 
     def _forget_call(self, call: _Call) -> None:
@@ -371,32 +375,44 @@ class CallBudget(BaseRateLimiter[Priority]):
         self._wake_at(self.paused_until)
 
     def _pump(self) -> None:
-        """Let go every waiting call that may go now, best first; wake when the next may."""
+        """Let go every waiting call that may go now, best first; give up those that waited
+        too long; wake when the next may go. Stops at the first call the overall limit holds:
+        it holds every call after it too (so a pump costs the calls let go, not the queue)."""
         now = self.clock.now()
         self._expire(now)
-        wake, self._held = math.inf, 0
-        for call in list(self._waiting):  # best first: replies are counted before background
-            ready = self._ready_at(call, now)
+        wake = self.paused_until if now < self.paused_until else math.inf
+        index = 0
+        while now >= self.paused_until and index < len(self._waiting):
+            call = self._waiting[index]
+            ready, overall = self._ready_at(call, now)
             if ready <= now:
-                self._admit(call, now)
+                self._admit(call, now)  # out of the list: the next one is at ``index``
                 continue
-            if call.priority < Priority.BACKGROUND and call.rule.overall and self.per_second:
-                self._held += len(self._overall) >= self.per_second
-            if call.droppable and now - call.queued_at >= self.stale_seconds:
+            wake = min(wake, ready)
+            if call.rule.overall and overall > now:
+                break
+            index += 1  # held by its group or its chat only: the next may go
+        while self._arrived:  # droppable calls, oldest first
+            call = self._arrived[0]
+            if call.turn is not None and call.turn.done():
+                self._arrived.popleft()
+            elif now - call.queued_at >= self.stale_seconds:
+                self._arrived.popleft()
                 self._drop(call)
             else:
-                wake = min(wake, ready)
-                if call.droppable:
-                    wake = min(wake, call.queued_at + self.stale_seconds)
+                wake = min(wake, call.queued_at + self.stale_seconds)
+                break
         self._wake_at(wake)
 
-    def _ready_at(self, call: _Call, now: float) -> float:
-        ready = self.paused_until
+    def _ready_at(self, call: _Call, now: float) -> tuple[float, float]:
+        """When ``call`` may go, and when the overall limit alone would let it."""
+        overall = self.paused_until
         background = call.priority == Priority.BACKGROUND
         if call.rule.overall and self.per_second:
-            ready = max(ready, _free_at(self._overall, self.per_second, 1.0))
+            overall = max(overall, _free_at(self._overall, self.per_second, 1.0))
             if background:
-                ready = max(ready, self._background_free_at(now))
+                overall = max(overall, self._background_free_at(now))
+        ready = overall
         if call.group and call.rule.group and self.group_per_minute and call.chat is not None:
             window = self._groups.get(call.chat)
             while window and now - window[0] >= 60.0:
@@ -406,13 +422,13 @@ class CallBudget(BaseRateLimiter[Priority]):
                 ready = max(ready, _free_at(window, cap, 60.0))
         if background and call.rule.chat and call.chat is not None:
             ready = max(ready, self._chat_last.get(call.chat, -math.inf) + CHAT_SECONDS)
-        return ready
+        return ready, overall
 
     def _background_free_at(self, now: float) -> float:
         """Background calls leave room for replies: a third of the rate, or half as many again
-        as came in the last second and wait now, when that is more (replies keep their pace)."""
+        as came in the last second, when that is more (replies keep their pace)."""
         foreground = len(self._overall) - len(self._background)
-        wanted = math.ceil((foreground + self._held) * REPLY_HEADROOM)
+        wanted = math.ceil(foreground * REPLY_HEADROOM)
         reserve = max(self.per_second - self.background_per_second, wanted)
         cap = self.per_second - reserve
         if cap < 1:  # replies need it all: wait until one of them leaves the window
