@@ -126,6 +126,7 @@ class TelegramSettings:
     listen: str = "0.0.0.0"
     port: int = 8080
     secret_env: str | None = None  # names the variable holding the webhook's secret token
+    rich_messages: str = "off"  # "auto": answers as Rich Messages while the server has them
     stream_edit_seconds: float = 3.0  # groups: one edit of a streaming answer this often at most
     draft_seconds: float = 0.5  # private chats: one draft update this often at most
     shutdown_grace_seconds: float = 20.0  # answers may finish this long after SIGTERM
@@ -212,6 +213,7 @@ _PROVIDER = (
 _MODEL = ("provider", "ids", "id", "title", "button", "history_chars", "max_tokens")
 _DEMO = ("auto", "on", "off")
 _MODES = ("polling", "webhook")
+_RICH_MODES = ("auto", "off")  # [telegram] rich_messages (statebot/_transports/telegram_rich.py)
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a token (RFC 9110, 5.1 and 5.6.2)
 _OUR_HEADERS = ("accept", "content-type", "content-length", "host", "transfer-encoding")
@@ -607,6 +609,14 @@ def _parse_telegram(raw: dict[str, Any], check: Checker) -> TelegramSettings:
     if mode not in _MODES:
         check.add((*where, "mode"), "must be polling or webhook", did_you_mean(mode, _MODES))
     values["mode"] = mode
+    rich = check.typed(raw, "rich_messages", str, where, default=defaults.rich_messages)
+    if rich not in _RICH_MODES:
+        check.add(
+            (*where, "rich_messages"),
+            'must be "auto" (Rich Messages while the Bot API server has them) or "off"',
+            did_you_mean(rich, _RICH_MODES),
+        )
+    values["rich_messages"] = rich
     values |= _numbers(raw, check, where, _TELEGRAM_NUMBERS)
     keep_on_stop = check.typed(raw, "keep_on_stop", bool, where)
     if keep_on_stop is not None:

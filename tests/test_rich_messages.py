@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram_fakes import TOKEN, FakeTelegram
+from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
 
+from statebot import load_config
 from statebot._clock import FakeClock
 from statebot._transports.telegram_format import TEXT_LIMIT, open_fence, split_markdown
 from statebot._transports.telegram_rich import (
@@ -26,7 +29,8 @@ from statebot._transports.telegram_rich import (
 )
 from statebot._transports.telegram_send import Sender
 
-CHAT = 42
+S = "settings.toml"
+CHAT, GROUP = 42, -100
 ANSWER = (
     "Here is the table:\n\n| model | tokens/s |\n|---|---|\n| llama | 2000 |\n| qwen | 900 |\n\n"
     "```python\nprint('hi')\n```\n\nand $E = mc^2$."
@@ -63,6 +67,8 @@ async def fake() -> AsyncIterator[RecordingFake]:
 async def make_rich(
     fake: FakeTelegram, *, initialized: bool = True, mode: str = "auto"
 ) -> RichMessages:
+    for chat in (CHAT, GROUP):  # chats Telegram knows (the model behind the fake since 10.x)
+        getattr(fake, "meet", lambda chat: None)(chat)
     bot = Bot(TOKEN, request=fake, get_updates_request=fake)
     if initialized:
         await bot.initialize()
@@ -225,3 +231,25 @@ def test_a_table_cut_in_two_repeats_its_header() -> None:
     for piece in pieces:
         assert piece.startswith("| n | text |\n|---|---|\n| ")
     assert sum(p.count("\n| ") for p in pieces) == 120  # every row once
+
+
+# --- the setting ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["auto", "off"])
+def test_the_setting_turns_rich_messages_on_or_off(tmp_path: Path, value: str) -> None:
+    root = copy_project(tmp_path)
+    apply(root, Edit(S, 'rich_messages = "off"', f'rich_messages = "{value}"'))
+    settings, _flows = load_config(root / S, root / "flows")
+    assert settings.telegram.rich_messages == value
+
+
+def test_a_misspelt_setting_is_reported_with_a_hint(tmp_path: Path) -> None:
+    case = Case(
+        Edit(S, 'rich_messages = "off"', 'rich_messages = "of"'),
+        "telegram.rich_messages",
+        'rich_messages = "of"',
+        'must be "auto"',
+        "did you mean 'off'?",
+    )
+    assert_reported(tmp_path, case)

@@ -88,6 +88,7 @@ class TelegramTransport:
         self.renderer = Renderer(
             self.sender, bot.clock, answering=self.engine.answering,
             draft_seconds=settings.draft_seconds, edit_seconds=settings.stream_edit_seconds,
+            rich=settings.rich_messages,
             title_of=self._title, keep_on_stop=settings.keep_on_stop,
         )  # fmt: skip
         self.relay = relay
