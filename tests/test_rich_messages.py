@@ -6,18 +6,23 @@ refusal and kept for the bot, logged once."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FLOWS, SETTINGS
+from e2e_support import Fakes, Processes, write_settings
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram_fakes import TOKEN, FakeTelegram
+from telegram_fakes import TOKEN, FakeTelegram, TelegramKit
 from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
 
 from statebot import load_config
 from statebot._clock import FakeClock
+from statebot._settings import Settings
 from statebot._transports.telegram_format import TEXT_LIMIT, open_fence, split_markdown
 from statebot._transports.telegram_rich import (
     RICH_BLOCK_LIMIT,
@@ -253,3 +258,108 @@ def test_a_misspelt_setting_is_reported_with_a_hint(tmp_path: Path) -> None:
         "did you mean 'off'?",
     )
     assert_reported(tmp_path, case)
+
+
+# --- through the bot: the in-process fake and a real statebot run over HTTP -----------------
+
+TABLE = "Скорость:\n\n| model | tokens/s |\n|---|---|\n| llama | 2000 |\n\n```python\nprint(1)\n```"
+THE_MODEL_KNOWS_RICH = importlib.util.find_spec("statebot._fakes.telegram_model") is not None
+needs_rich_fakes = pytest.mark.skipif(
+    not THE_MODEL_KNOWS_RICH, reason="the Bot API fakes learn Rich Messages with telegram_model"
+)
+
+
+def shipped(rich: str) -> Settings:
+    settings, _flows = load_config(SETTINGS, FLOWS)
+    return replace(settings, telegram=replace(settings.telegram, rich_messages=rich))
+
+
+def answer_calls(fake: FakeTelegram, chat_id: int) -> list[str]:
+    """The calls that showed an answer in the chat (not menus, typing or callbacks)."""
+    shows = ("sendRichMessage", "sendRichMessageDraft", "sendMessage", "sendMessageDraft")
+    shows += ("editMessageText", "editMessageReplyMarkup", "deleteMessage", "sendDocument")
+    return [n for n, p in fake.calls if n in shows and str(p.get("chat_id")) == str(chat_id)]
+
+
+@needs_rich_fakes
+@pytest.mark.parametrize("chat_id", [7, -100], ids=["private", "group"])
+async def test_an_answer_with_a_table_goes_out_as_rich_markdown(chat_id: int) -> None:
+    tg = await TelegramKit.start(settings=shipped("auto"))
+    try:
+        tg.providers.answer("groq", TABLE)
+        await tg.send(chat_id, "@statebot_test_bot Таблица?" if chat_id < 0 else "Таблица?")
+        calls = answer_calls(tg.fake, chat_id)
+        assert "sendMessageDraft" not in calls
+        finals = [p for n, p in tg.fake.calls if n == "sendRichMessage" and p["chat_id"] == chat_id]
+        edits = [p for n, p in tg.fake.calls if n == "editMessageText" and "rich_message" in p]
+        last = (edits or finals)[-1]
+        assert last["rich_message"] == {"markdown": TABLE}
+        assert not any(p.get("text", "").startswith("Скорость") for _, p in tg.fake.calls)
+        assert tg.fake.texts(chat_id)[-1] == TABLE  # the fake shows a rich message's source
+    finally:
+        await tg.aclose()
+
+
+@needs_rich_fakes
+@pytest.mark.parametrize("answer", [NOT_FOUND, REFUSED], ids=["404", "400"])
+async def test_a_server_without_rich_messages_gets_every_answer_with_entities(
+    answer: tuple[int, dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    tg = await TelegramKit.start(settings=shipped("auto"))
+    try:
+        for method in ("sendRichMessage", "sendRichMessageDraft"):
+            tg.fake.fail(method, answer, times=5)
+        with caplog.at_level(logging.WARNING, "statebot.telegram"):
+            tg.providers.answer("groq", TABLE)
+            await tg.send(7, "Таблица?")
+            await tg.send(8, "Ещё?")
+        for chat_id in (7, 8):
+            final = tg.fake.chat(chat_id)[-1]
+            assert final.text.startswith("Скорость:\n\nmodel | tokens/s") and final.entities
+        rich = [n for n, _ in tg.fake.calls if n.startswith("sendRich")]
+        assert len(rich) == 1  # the first refusal decides, for every chat after it
+        warnings = [r for r in caplog.records if "Rich Messages are off" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        await tg.aclose()
+
+
+@needs_rich_fakes
+def test_a_real_statebot_run_answers_in_rich_markdown_over_http(
+    tmp_path: Path, fakes: Fakes, procs: Processes
+) -> None:
+    api = fakes.api
+    fakes.groq.answer(TABLE)
+    bot = procs.start(write_settings(tmp_path, fakes, rich_messages="auto"))
+    api.user_message(7, "Таблица?")
+    found = bot.wait(api, lambda: [p for n, p in api.calls if n == "sendRichMessage"])
+    assert found[-1]["rich_message"] == {"markdown": TABLE}
+    assert not [p for n, p in api.calls if n == "sendMessage" and "Скорость" in p.get("text", "")]
+
+
+@needs_rich_fakes
+@pytest.mark.parametrize("chat_id", [7, -100], ids=["private", "group"])
+@pytest.mark.parametrize("pieces", [1, 200], ids=["short", "long"])
+async def test_a_rich_answer_costs_no_more_calls_than_entities(chat_id: int, pieces: int) -> None:
+    """A short answer costs the same calls; a long one fewer messages than its 4096-unit
+    pieces, within the rich limits (``-s`` prints the calls)."""
+    answer = "\n\n".join([TABLE] * pieces)
+    counts = {}
+    for rich in ("auto", "off"):
+        tg = await TelegramKit.start(settings=shipped(rich))
+        try:
+            tg.providers.answer("groq", answer)
+            await tg.send(chat_id, "@statebot_test_bot Таблица?" if chat_id < 0 else "Таблица?")
+            counts[rich] = answer_calls(tg.fake, chat_id)
+            if rich == "auto":
+                sent = [p["rich_message"]["markdown"] for n, p in tg.fake.calls
+                        if n == "sendRichMessage" and p["chat_id"] == chat_id]  # fmt: skip
+        finally:
+            await tg.aclose()
+    print(f"\n{chat_id=} {len(answer)=}: rich {counts['auto']}\n  entities {counts['off']}")
+    if pieces == 1:
+        assert len(counts["auto"]) <= len(counts["off"])
+    else:
+        assert 1 < len(sent) < len(split_markdown(answer))
+        assert all(rich_fits(piece) for piece in sent)
+        assert "\n\n".join(piece.strip("\n") for piece in sent) == answer
