@@ -9,6 +9,8 @@
         │                        .public: the classified words users may see; .reason: those
         │                        and the provider's own text, secrets masked, for admins)
         ├── RateLimited          429: .retry_after seconds until the announced reset
+        │   └── FreeTierLimited  OpenRouter's free-model limit of the key (account-wide):
+        │                        cools every :free entry (statebot._providers.classify)
         ├── Overloaded           503, Groq 498, Cerebras 429 queue_exceeded: try again shortly
         ├── ServerError          other 5xx, or OpenRouter's 200 with finish_reason "error"
         ├── ProviderTimeout      connect, first-token or total deadline passed
