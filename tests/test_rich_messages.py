@@ -23,6 +23,7 @@ from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
 from statebot import load_config
 from statebot._clock import FakeClock
 from statebot._settings import Settings
+from statebot._transports.telegram_budget import CALL_PRIORITY, Priority
 from statebot._transports.telegram_format import TEXT_LIMIT, open_fence, split_markdown
 from statebot._transports.telegram_rich import (
     RICH_BLOCK_LIMIT,
@@ -363,3 +364,22 @@ async def test_a_rich_answer_costs_no_more_calls_than_entities(chat_id: int, pie
         assert 1 < len(sent) < len(split_markdown(answer))
         assert all(rich_fits(piece) for piece in sent)
         assert "\n\n".join(piece.strip("\n") for piece in sent) == answer
+
+
+@pytest.mark.parametrize("rich", ["auto", "off"])
+async def test_the_call_budget_sees_the_priority_the_stream_gives(
+    fake: RecordingFake, rich: str
+) -> None:
+    seen: list[tuple[str, Priority | None]] = []
+    real = fake.do_request
+
+    async def noting(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        seen.append((url.rsplit("/", 1)[-1], CALL_PRIORITY.get()))
+        return await real(url, *args, **kwargs)
+
+    fake.do_request = noting  # type: ignore[method-assign]
+    out = await make_rich(fake, mode=rich)
+    message = await out.send(GROUP, "final", priority=Priority.ANSWER)
+    assert message is not None
+    await out.edit(GROUP, message.message_id, "growing", priority=Priority.BACKGROUND)
+    assert [p for name, p in seen if name != "getMe"] == [Priority.ANSWER, Priority.BACKGROUND]

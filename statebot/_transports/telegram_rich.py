@@ -42,6 +42,7 @@ without turning anything off.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -49,6 +50,7 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken
 
+from .telegram_budget import Priority, call_priority
 from .telegram_format import fits, render, split_markdown
 from .telegram_send import Sender
 
@@ -155,19 +157,23 @@ class RichMessages:
         *,
         thread_id: int | None = None,
         keyboard: InlineKeyboardMarkup | None = None,
+        priority: Priority | None = None,
     ) -> Message | None:
         """One rich message (core.telegram.org/bots/api#sendrichmessage); as entities, in as
-        many messages as that takes, when the bot has none (the keyboard under the last)."""
+        many messages as that takes, when the bot has none (the keyboard under the last).
+        ``priority``: the call budget's, for the rich call (the entity path's own otherwise)."""
         if self._rich(markdown):
             bot = self.sender.bot
 
             async def make(chat: int) -> Message:
                 kwargs = {"chat_id": chat, "rich_message": rich_message(markdown),
                           "message_thread_id": thread_id, "reply_markup": keyboard}  # fmt: skip
-                sent = await bot.do_api_request(
-                    "sendRichMessage", api_kwargs=_present(kwargs), return_type=Message
-                )
-                assert isinstance(sent, Message)
+                with call_priority(priority) if priority else contextlib.nullcontext():
+                    sent = await bot.do_api_request(
+                        "sendRichMessage", api_kwargs=_present(kwargs), return_type=Message
+                    )
+                if not isinstance(sent, Message):  # never for a message (the page: "the sent
+                    raise TypeError(f"sendRichMessage returned {sent!r}")  # Message is returned")
                 return sent
 
             try:
@@ -178,9 +184,10 @@ class RichMessages:
         last: Message | None = None
         for index, piece in enumerate(pieces):
             under = keyboard if index == len(pieces) - 1 else None
-            sent = await self.sender.send(
-                chat_id, render(piece), thread_id=thread_id, keyboard=under
-            )
+            with call_priority(priority) if priority else contextlib.nullcontext():
+                sent = await self.sender.send(
+                    chat_id, render(piece), thread_id=thread_id, keyboard=under
+                )
             last = sent or last
         return last
 
@@ -190,6 +197,8 @@ class RichMessages:
         message_id: int,
         markdown: str,
         keyboard: InlineKeyboardMarkup | None = None,
+        *,
+        priority: Priority | None = None,
     ) -> bool:
         """A message's new content (core.telegram.org/bots/api#editmessagetext with
         ``rich_message`` and no ``text``); False when it cannot be edited."""
@@ -198,10 +207,11 @@ class RichMessages:
 
             async def make(chat: int) -> object:
                 # python-telegram-bot drops None values (Bot._post): only rich_message goes.
-                return await bot.edit_message_text(
-                    None, chat, message_id, reply_markup=keyboard,  # type: ignore[arg-type]
-                    api_kwargs={"rich_message": rich_message(markdown)},
-                )  # fmt: skip
+                with call_priority(priority) if priority else contextlib.nullcontext():
+                    return await bot.edit_message_text(
+                        None, chat, message_id, reply_markup=keyboard,  # type: ignore[arg-type]
+                        api_kwargs={"rich_message": rich_message(markdown)},
+                    )  # fmt: skip
 
             try:
                 return await self.sender.call(chat_id, make) is not None
@@ -216,7 +226,9 @@ class RichMessages:
                 self._off("editMessageText with rich_message", exc)
         if not fits(markdown):
             return False  # the caller sends it anew, in pieces
-        return await self.sender.edit(chat_id, message_id, render(markdown), keyboard)
+        return await self.sender.edit(
+            chat_id, message_id, render(markdown), keyboard, priority=priority
+        )
 
     async def draft(
         self, chat_id: int, draft_id: int, markdown: str, thread_id: int | None
