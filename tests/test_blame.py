@@ -19,7 +19,7 @@ from provider_fixtures import (
     openrouter_free_tier_429,
     with_free_entries,
 )
-from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, make_settings
+from small_settings import CEREBRAS, FREE, GPT_OSS, KEYS, QWEN, make_settings
 
 from statebot._clock import FakeClock, SystemClock
 from statebot._errors import Outcome
@@ -62,11 +62,18 @@ async def world(
     timeouts: Timeouts = SMALL,
     concurrent: int = 8,
     free_entries: bool = False,
+    context: dict[str, int] | None = None,
     **health: float,
 ) -> AsyncIterator[World]:
     settings = make_settings(failures_to_open=1, **health)
     if free_entries:
         settings = with_free_entries(settings)
+    if context:
+        models = {
+            key: dataclasses.replace(m, context_tokens=context.get(key))
+            for key, m in settings.models.items()
+        }
+        settings = dataclasses.replace(settings, models=models)
     providers = {
         name: dataclasses.replace(p, base_url=fakes[name].base_url, timeouts=timeouts)
         for name, p in settings.providers.items()
@@ -405,6 +412,34 @@ async def test_our_request_refused_is_not_retried_and_shows_a_classified_reason(
     assert [e.name for e in result.events] == [event] and not result.complete
     assert result.events[0].data["reason"] == public  # never the provider's own words
     assert (fakes["groq"].count(), fakes["cerebras"].count()) == (1, 0)
+    assert w.health.status("groq").state == "healthy"
+
+
+CONTEXT_EXCEEDED = {
+    "error": {
+        "message": "This model's maximum context length is 8192 tokens",
+        "type": "invalid_request_error",
+        "code": "context_length_exceeded",
+    }
+}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: context exceeded tries a larger entry")
+async def test_context_length_exceeded_is_answered_by_a_larger_context_entry_over_http(
+    fakes: dict[str, FakeOpenAI],
+) -> None:
+    """GPT-OSS (8k) refuses the question as too long: not asked again; Qwen (32k, Groq's other
+    entry, outside the chain) answers; Cerebras (4k) is not asked."""
+    groq = fakes["groq"]
+    groq.fail(400, CONTEXT_EXCEEDED, model="openai/gpt-oss-120b")
+    sizes = {GPT_OSS: 8192, QWEN: 32768, CEREBRAS: 4096}
+    async with world(fakes, context=sizes) as w:
+        result, _ = await w.ask()
+    assert result.model_key == QWEN and result.complete
+    assert result.text == "qwen/qwen3.8-27b: привет"
+    assert [e.name for e in result.events] == ["answered_by_fallback"]
+    assert outcomes(result) == [(GPT_OSS, Outcome.TOO_LONG), (QWEN, Outcome.OK)]
+    assert (groq.count("openai/gpt-oss-120b"), groq.count(), fakes["cerebras"].count()) == (1, 2, 0)
     assert w.health.status("groq").state == "healthy"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +49,15 @@ class World:
         return await self.router.ask(model_key, [{"role": "user", "content": text}], on_delta)
 
 
-def world(**health: Any) -> World:
+def world(context: dict[str, int] | None = None, **health: Any) -> World:
+    """``context``: the entries' ``context_tokens`` (unset for the others)."""
     settings, clock = make_settings(**health), FakeClock()
+    if context:
+        models = {
+            key: dataclasses.replace(m, context_tokens=context.get(key))
+            for key, m in settings.models.items()
+        }
+        settings = dataclasses.replace(settings, models=models)
     backend = ScriptedBackend(settings)
     changes: list[HealthChange] = []
     board = HealthBoard(settings, clock, None, changes.append)
@@ -210,6 +218,58 @@ async def test_our_request_at_fault_stops(status: int, event: str) -> None:
     result = await w.ask()
     assert names(result) == [event] and not result.complete
     assert w.backend.count() == 1
+    assert w.health.status("groq").state == "healthy"
+
+
+CONTEXT_CASES = {
+    # context_tokens per entry, failures (provider, status, model), who answers, events
+    "a larger entry in the chain answers": (
+        {GPT_OSS: 8192, CEREBRAS: 65536}, [("groq", 413, None)],
+        CEREBRAS, ["answered_by_fallback"],
+    ),
+    "a larger entry outside the chain (the catalog) answers": (
+        {GPT_OSS: 8192, QWEN: 32768, CEREBRAS: 4096}, [("groq", 413, GPT_OSS)],
+        QWEN, ["answered_by_fallback"],
+    ),
+    "a larger one too long as well: the next larger": (
+        {GPT_OSS: 8192, CEREBRAS: 32768, FREE: 131072},
+        [("groq", 413, None), ("cerebras", 413, None)],
+        FREE, ["answered_by_fallback"],
+    ),
+    "no larger entry: the flows' message": (
+        {GPT_OSS: 65536, CEREBRAS: 8192}, [("groq", 413, None)], None, ["too_long"],
+    ),
+    "no sizes configured: the flows' message": ({}, [("groq", 413, None)], None, ["too_long"]),
+    "the larger entry fails otherwise: the flows' message": (
+        {GPT_OSS: 8192, CEREBRAS: 65536}, [("groq", 413, None), ("cerebras", 500, None)],
+        None, ["too_long"],
+    ),
+}  # fmt: skip
+
+
+LARGER = pytest.mark.xfail(strict=True, reason="issue 14: context exceeded tries a larger entry")
+
+
+@pytest.mark.parametrize(
+    ("context", "failures", "answered_by", "events"),
+    [
+        pytest.param(*case, id=name, marks=[] if name.startswith("no sizes") else [LARGER])
+        for name, case in CONTEXT_CASES.items()
+    ],
+)
+async def test_context_length_exceeded_tries_a_larger_context_entry_never_the_same_model(
+    context: dict[str, int],
+    failures: list[tuple[str, int, str | None]],
+    answered_by: str | None,
+    events: list[str],
+) -> None:
+    w = world(context)
+    for provider, status, model in failures:
+        w.backend.fail(provider, status, model=model)
+    result = await w.ask()
+    assert (result.model_key, names(result)) == (answered_by, events)
+    assert result.complete is (answered_by is not None)
+    assert w.backend.count("groq", model=GPT_OSS) == 1  # never retried on the same model
     assert w.health.status("groq").state == "healthy"
 
 
