@@ -62,6 +62,7 @@ class ModelSettings:
     button: str
     history_chars: int = 24000
     max_tokens: int = 4096  # sent with every question (probes send 1)
+    context_tokens: int | None = None  # the model's context window; None: unknown
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,9 @@ _PROVIDER = (
     "public_models",
     "max_tokens_field",
 )
-_MODEL = ("provider", "ids", "id", "title", "button", "history_chars", "max_tokens")
+_MODEL = (
+    "provider", "ids", "id", "title", "button", "history_chars", "max_tokens", "context_tokens",
+)  # fmt: skip
 _DEMO = ("auto", "on", "off")
 _MODES = ("polling", "webhook")
 _RICH_MODES = ("auto", "off")  # [telegram] rich_messages (statebot/_transports/telegram_rich.py)
@@ -289,6 +292,10 @@ _CATALOG_NUMBERS = {
 }
 _HISTORY = _Range("characters of history sent with a question; e.g. 24000", whole=True, above=0)
 _MAX_TOKENS = _Range("tokens one answer may have; e.g. 4096", whole=True, least=1, most=1_000_000)
+_CONTEXT_TOKENS = _Range(
+    "the model's context window in tokens (its provider's model page); e.g. 131072",
+    whole=True, least=1,
+)  # fmt: skip
 _MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
 _MODEL_TRIGGERS = ("model", "default_model")  # model keyboards' triggers: data is TRIGGER:KEY
 
@@ -529,9 +536,8 @@ def _parse_models(
         ids = _model_ids(table, check, where)
         title = check.typed(table, "title", str, where, default=key)
         button = check.typed(table, "button", str, where, default=title)
-        budget = _numbers(
-            table, check, where, {"history_chars": _HISTORY, "max_tokens": _MAX_TOKENS}
-        )
+        sizes = {"history_chars": _HISTORY, "max_tokens": _MAX_TOKENS}
+        budget = _numbers(table, check, where, {**sizes, "context_tokens": _CONTEXT_TOKENS})
         if provider in providers and ids:
             models[key] = ModelSettings(key, provider, ids, title, button, **budget)
     for name, provider_settings in providers.items():

@@ -424,7 +424,6 @@ CONTEXT_EXCEEDED = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: context exceeded tries a larger entry")
 async def test_context_length_exceeded_is_answered_by_a_larger_context_entry_over_http(
     fakes: dict[str, FakeOpenAI],
 ) -> None:

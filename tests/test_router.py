@@ -247,15 +247,8 @@ CONTEXT_CASES = {
 }  # fmt: skip
 
 
-LARGER = pytest.mark.xfail(strict=True, reason="issue 14: context exceeded tries a larger entry")
-
-
 @pytest.mark.parametrize(
-    ("context", "failures", "answered_by", "events"),
-    [
-        pytest.param(*case, id=name, marks=[] if name.startswith("no sizes") else [LARGER])
-        for name, case in CONTEXT_CASES.items()
-    ],
+    ("context", "failures", "answered_by", "events"), CONTEXT_CASES.values(), ids=CONTEXT_CASES
 )
 async def test_context_length_exceeded_tries_a_larger_context_entry_never_the_same_model(
     context: dict[str, int],

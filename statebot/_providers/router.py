@@ -83,6 +83,7 @@ class _Run:
     on_event: OnEvent | None = None
     reported: int = 0  # events already passed to on_event
     may_restart: MayRestart | None = None
+    too_long: dict[str, str | int] | None = None  # the first context-length refusal: model, reason
 
     def event(self, name: str, **data: str | int) -> dict[str, str | int]:
         self.events.append(RouteEvent(name, data))
@@ -205,7 +206,7 @@ class Router:
         self, run: _Run, messages: list[dict[str, str]], on_delta: OnDelta | None
     ) -> None:
         chain = self.chain(run.chosen)
-        for index, key in enumerate(chain):
+        for index, key in enumerate(chain):  # the tail may be replaced as we go (_larger)
             model = self._settings.models[key]
             if not self._worth_trying(run, model):
                 continue
@@ -235,6 +236,11 @@ class Router:
                         if key == run.chosen:
                             run.model_level = run.retired = True
                         break
+                    if error.outcome is Outcome.TOO_LONG:  # never again on this model
+                        run.too_long = run.too_long or {"model": key, "reason": error.public}
+                        chain[index + 1 :] = self._larger(key, chain)
+                        run.model_level = run.model_level or key == run.chosen  # its provider
+                        break  # is fine: its larger entries may serve
                     if error.outcome in _STOP:
                         run.event(_STOP[error.outcome], model=key, reason=error.public)
                         return
@@ -247,7 +253,22 @@ class Router:
                     run.attempts.append(self._attempt(run, model, Outcome.OK))
                     run.answered = key
                     return
+        if run.too_long is not None:  # no larger entry answered: the flows' words, as before
+            run.event("too_long", **run.too_long)
+            return
         run.event("all_down")
+
+    def _larger(self, key: str, chain: list[str]) -> list[str]:
+        """What to try after ``key`` refused the question as too long: the entries whose
+        ``context_tokens`` is larger than its own, the chain's first (the operator's order), then
+        the rest of the catalog's. None when ``key``'s window is unknown (unset): a size is never
+        guessed, the flows' ``too_long`` is said as before."""
+        models = self._settings.models
+        size = models[key].context_tokens
+        if size is None:
+            return []
+        order = dict.fromkeys([*chain, *models])  # chain first, then the rest of the catalog
+        return [k for k in order if (models[k].context_tokens or 0) > size]
 
     async def _stream(
         self,
