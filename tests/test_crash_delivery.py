@@ -214,13 +214,6 @@ def test_a_sigkill_while_telegram_holds_fetched_updates_loses_none_of_1000(crash
     assert crash.out_of_order == [], crash
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15: a queued question's answer (ask_pending, when the previous answer ends) "
-    "starts before the turn that took it from the queue is saved; a kill in between leaves it "
-    "queued, and the restart says the answer was cut off and answers it again (8-19 a run, each "
-    "a queued question; no update Telegram delivered again was handled twice)",
-)
 def test_a_sigkill_while_telegram_holds_fetched_updates_answers_none_of_1000_twice(
     crash: Crash,
 ) -> None:

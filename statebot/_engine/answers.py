@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -230,12 +231,28 @@ class Answers:
         warned = {k for k, v in record.notices.items() if v}
         record.data["answer"] = {"id": answer.id, "epoch": answer.epoch}
         answer.record, answer.entering = record, turn.entering
+        saved: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        turn.after_save.append(lambda ok: None if saved.done() else saved.set_result(ok))
         answer.task = asyncio.create_task(
-            self._run(answer, messages, warned, buttons, chosen, replaced)
+            self._once_saved(saved, self._run(answer, messages, warned, buttons, chosen, replaced))
         )
         self._current[record.chat_id] = answer
         answer.task.add_done_callback(lambda _: self._forget(answer))
         return answer
+
+    @staticmethod
+    async def _once_saved(saved: asyncio.Future[bool], run: Coroutine[Any, Any, None]) -> None:
+        """The answer asks its provider only once the turn that started it is in the store: a
+        crash before that leaves the question to be asked again, never answered twice."""
+        try:
+            ok = await saved
+        except BaseException:
+            run.close()  # stopped before it began (shutdown): the next start repairs the chat
+            raise
+        if ok:
+            await run
+        else:
+            run.close()  # the turn was not kept: nothing of this answer happened
 
     def _forget(self, answer: Answer) -> None:
         if self._current.get(answer.chat_id) is answer:

@@ -141,24 +141,33 @@ class Engine:
             if event.language:
                 record.data["telegram_language"] = event.language
             turn = Turn(self, record, event, self.language_for(record))
-            from_user = event.kind is not Kind.SYSTEM or event.name in self.registry.user_events
-            if from_user and not self.access.allowed(event.user_id):
-                if self.machine.can_fire(record.state, "not_allowed"):
-                    await self.machine.fire(turn, "not_allowed")
-                if fresh:  # keep nothing about a stranger; only that the update was handled
-                    await self.store.forget(record.chat_id, update_id=event.update_id)
-                    await self._answer_press(turn)
-                    return True
-            else:
-                if record.set_aside:  # its record could not be read: the flows say so first
-                    await self._record_reset(turn)
-                await self._dispatch(turn)
-            if turn.values.get("forget"):
-                await self.store.forget(record.chat_id, update_id=event.update_id)
-            else:
-                await self.store.save(record, update_id=event.update_id)
+            saved = False
+            try:
+                saved = await self._turn(turn, fresh)
+            finally:
+                turn.saved(saved)  # an answer it started goes out only now (a crash: never)
             await self._answer_press(turn)
             return True
+
+    async def _turn(self, turn: Turn, fresh: bool) -> bool:
+        """Fire the event and save the record; False when a stranger's record is not kept."""
+        event, record = turn.event, turn.record
+        from_user = event.kind is not Kind.SYSTEM or event.name in self.registry.user_events
+        if from_user and not self.access.allowed(event.user_id):
+            if self.machine.can_fire(record.state, "not_allowed"):
+                await self.machine.fire(turn, "not_allowed")
+            if fresh:  # keep nothing about a stranger; only that the update was handled
+                await self.store.forget(record.chat_id, update_id=event.update_id)
+                return False
+        else:
+            if record.set_aside:  # its record could not be read: the flows say so first
+                await self._record_reset(turn)
+            await self._dispatch(turn)
+        if turn.values.get("forget"):
+            await self.store.forget(record.chat_id, update_id=event.update_id)
+        else:
+            await self.store.save(record, update_id=event.update_id)
+        return True
 
     async def _answer_press(self, turn: Turn) -> None:
         """A handled press gets its callback answer's text from here, for every transport."""

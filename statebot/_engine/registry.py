@@ -34,6 +34,14 @@ class Turn:
     arg: str = ""  # the pressed button's argument, such as a model key
     values: dict[str, Any] = field(default_factory=dict)  # what actions computed for the texts
     entering: str | None = None  # the state the running transition goes to
+    # called once the turn is over, True when its record was saved: what must not happen for
+    # a turn the store never kept (an answer's request) waits for this
+    after_save: list[Callable[[bool], None]] = field(default_factory=list)
+
+    def saved(self, ok: bool) -> None:
+        hooks, self.after_save = self.after_save, []
+        for hook in hooks:
+            hook(ok)
 
     @property
     def is_admin(self) -> bool:
