@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from report import render  # noqa: E402
 
 JSON = dict[str, Any]
-BENCHES = ("overhead", "scale", "failover", "streaming", "storage", "split", "over_http")
+BENCHES = ("overhead", "scale", "failover", "streaming", "storage", "split", "over_http", "budget")
 DOC = ROOT / "docs" / "benchmarks.md"
 PROFILE = ROOT / "docs" / "profile.txt"
 PACKAGES = ("python-telegram-bot", "transitions", "httpx", "tornado", "aiolimiter")

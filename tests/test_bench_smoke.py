@@ -57,7 +57,7 @@ async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPat
     finally:
         sys.path.remove(str(BENCH))
     assert set(results) == {
-        "overhead", "scale", "failover", "streaming", "storage", "split", "over_http"
+        "overhead", "scale", "failover", "streaming", "storage", "split", "over_http", "budget"
     }  # fmt: skip
     for bench, sections in EXPECTED.items():
         for section, keys in sections.items():
@@ -82,6 +82,7 @@ async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPat
             )
         assert over[load]["bots"]["lean"]["calls_by_method"]["sendMessage"] > 0
     assert len(over["targets"]) == 6
+    assert results["budget"]["rows"], "the call budget benchmark measured nothing"
     for title in (
         "## Machine",
         "## 1. Overhead",
@@ -91,7 +92,9 @@ async def test_every_benchmark_runs_at_a_tiny_size(monkeypatch: pytest.MonkeyPat
         "## 5. Storage",
         "## 6. Splitting",
         "## 7. Over HTTP",
+        "## 8. Call budget",
         "### Closed loop",
         "### Open loop",
     ):
         assert title in page
+    assert "failed in this run" not in page
