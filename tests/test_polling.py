@@ -109,7 +109,6 @@ async def test_stopping_finishes_what_was_fetched_and_confirms_exactly_that() ->
     assert api.confirmed_offset == fetched + 1 and api.pending == []
 
 
-@pytest.mark.xfail(strict=True, reason="every finished update polls again for the same window")
 async def test_updates_finishing_behind_an_older_one_poll_no_more(
     polling: tuple[FakeBotApi, Handler, asyncio.Event],
 ) -> None:

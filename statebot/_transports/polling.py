@@ -25,8 +25,9 @@ log = logging.getLogger("statebot.telegram")
 
 POLL_SECONDS = 10  # getUpdates' long-poll timeout
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)  # after a failed getUpdates, one step per failure
-# While an update is in flight, Telegram returns it at once to every poll: poll again when one
-# ends, or after this long, so that other chats' new messages are never held up for longer.
+# While an update is in flight, Telegram returns it (and all after it) at once to every poll:
+# poll again when the oldest ends (the offset moves), or after this long, so that other chats'
+# new messages are never held up for longer.
 REPOLL_SECONDS = 0.5
 
 Process = Callable[[Update], Awaitable[bool]]
@@ -52,7 +53,7 @@ class Poller:
         self._highest = -1
         self._queues: dict[int, asyncio.Queue[Update]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._progress = asyncio.Event()  # an update finished: worth polling again
+        self._progress = asyncio.Event()  # the oldest update in flight finished: poll again
         self._fetching: asyncio.Task[tuple[Update, ...]] | None = None
         self._stopping = False
 
@@ -152,8 +153,10 @@ class Poller:
                     log.warning(
                         "update %s was not handled; it is confirmed anyway", update.update_id
                     )
+                oldest = update.update_id == min(self.in_flight, default=update.update_id)
                 self.in_flight.discard(update.update_id)
-                self._progress.set()
+                if oldest:  # the offset moves: worth polling again (else REPOLL_SECONDS)
+                    self._progress.set()
         finally:
             del self._workers[key]
             if queue.empty():
