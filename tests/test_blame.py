@@ -1,11 +1,15 @@
 """Issue 14, items 1 and 3: failures blamed on the right party, and each provider fault's behaviour,
 over HTTP against ``FakeOpenAI`` (one per provider): pool waits, resets before headers and stalls
-exist only where real bytes cross a socket. Every wait is configured tiny."""
+exist only where real bytes cross a socket. The limit under test is configured tiny; never a
+timed assertion: each test says which limit ended the request (its classified reason, its outcome)
+and how many requests were made; where the time is the point, it is compared with half of the
+limit that would otherwise have ended it, made large (30 s), so that a loaded machine passes."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
@@ -93,18 +97,33 @@ def outcomes(result: RouteResult) -> list[tuple[str, Outcome | None]]:
     return [(a.model_key, a.outcome) for a in result.attempts]
 
 
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The router's classified reasons, in order: which limit ended each failed attempt."""
+    return [
+        r.getMessage().split(" (", 1)[1].removesuffix(")")
+        for r in caplog.records
+        if r.name == "statebot._providers.router" and " failed: " in r.getMessage()
+    ]
+
+
+@pytest.fixture(autouse=True)
+def router_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="statebot._providers.router")
+
+
 # --- item 1: right blame ------------------------------------------------------------------------
 
 
 async def test_waiting_on_our_own_pool_is_ours_not_the_providers(
-    fakes: dict[str, FakeOpenAI],
+    fakes: dict[str, FakeOpenAI], caplog: pytest.LogCaptureFixture
 ) -> None:
     """100 answers may run at once: Groq's pool holds 100 + 2 (probes, listings). 102 real hanging
     connections fill it; the next question waits on OUR pool, is recorded as ours, and Cerebras
     (its own pool) answers. Groq stays healthy, even at failures_to_open = 1."""
     groq = fakes["groq"]
+    groq.max_hang = 60.0  # the holders hang past any wait below
     groq.hang()
-    slow = Timeouts(connect=0.5, first_token=8.0, total=9.0)
+    slow = Timeouts(connect=0.5, first_token=30.0, total=60.0)  # the pool waits at most connect
     async with world(fakes, slow, concurrent=100) as w:
         request = ChatRequest("groq", "openai/gpt-oss-120b", ({"role": "user", "content": "x"},))
 
@@ -114,11 +133,11 @@ async def test_waiting_on_our_own_pool_is_ours_not_the_providers(
 
         holders = [asyncio.create_task(hold()) for _ in range(102)]
         try:
-            for _ in range(250):  # up to 5 s for the 102 requests to arrive
+            for _ in range(1000):  # up to 20 s for the 102 requests to arrive
                 if groq.count() >= 102:
                     break
                 await asyncio.sleep(0.02)
-            result, seconds = await w.ask()
+            result, _ = await w.ask()
         finally:
             for task in holders:
                 task.cancel()
@@ -126,34 +145,39 @@ async def test_waiting_on_our_own_pool_is_ours_not_the_providers(
     assert result.model_key == CEREBRAS and result.complete
     assert outcomes(result)[0] == (GPT_OSS, Outcome.OURS)
     assert groq.count() == 102  # the question never reached Groq
+    assert failures(caplog) == ["waited too long for a free connection"]
+    assert result.attempts[0].seconds < slow.first_token / 2  # not Groq's silence: our pool
     assert w.health.status("groq").state == "healthy"
-    assert seconds < 3
 
 
 async def test_a_stream_stalled_mid_answer_is_cut_never_complete(
-    fakes: dict[str, FakeOpenAI],
+    fakes: dict[str, FakeOpenAI], caplog: pytest.LogCaptureFixture
 ) -> None:
-    fakes["groq"].pace = 3.0  # one piece, then nothing for 3 s
-    fakes["groq"].answer("one two three four")
-    stalls = Timeouts(connect=0.5, first_token=0.5, total=5.0, idle=0.3)
+    fakes["groq"].pace = 3.0  # one piece, then nothing for 3 s: without the idle limit the
+    fakes["groq"].answer("one two three four")  # whole answer would come, within the total
+    stalls = Timeouts(connect=0.5, first_token=0.5, total=30.0, idle=0.3)
     async with world(fakes, stalls) as w:
-        result, seconds = await w.ask()
+        result, _ = await w.ask()
     assert result.text == "one" and not result.complete and result.cut == "stream"
     assert [(e.name, e.data.get("reason")) for e in result.events] == [("answer_cut", "stream")]
-    assert seconds < 1.5
+    assert failures(caplog) == ["cut off: stalled: nothing for 0.3s mid-answer"]  # idle, not total
+    assert outcomes(result) == [(GPT_OSS, Outcome.BROKEN_STREAM)]
+    assert fakes["groq"].count() == 1
 
 
 async def test_our_question_deadline_is_not_the_providers_fault(
     fakes: dict[str, FakeOpenAI],
 ) -> None:
-    fakes["groq"].pace = 0.1
+    fakes["groq"].pace = 0.1  # 50 words: 5 s, within Groq's own limits (total 30 s)
     fakes["groq"].answer(" ".join(["word"] * 50))
-    async with world(fakes, request_deadline_seconds=0.35) as w:
-        result, seconds = await w.ask()
+    steady = Timeouts(connect=0.5, first_token=0.5, total=30.0)
+    async with world(fakes, steady, request_deadline_seconds=0.35) as w:
+        result, _ = await w.ask()
     assert result.text.startswith("word") and not result.complete and result.cut == "stream"
-    assert outcomes(result) == [(GPT_OSS, Outcome.OURS)]
+    assert len(result.text.split()) < 50  # our deadline ended it, not the answer's end
+    assert outcomes(result) == [(GPT_OSS, Outcome.OURS)]  # ours: no provider limit passed
+    assert [e.name for e in result.events] == ["answer_cut"]
     assert w.health.status("groq").state == "healthy"
-    assert seconds < 1
 
 
 def test_the_question_deadline_is_derived_from_the_chain() -> None:
@@ -179,33 +203,26 @@ def test_the_question_deadline_is_derived_from_the_chain() -> None:
 
 # --- item 3: the fault table --------------------------------------------------------------------
 
-RETRIED = {
-    "429 retry-after 0.2 s": Script(status=429, headers={"retry-after": "0.2"}, times=1),
-    "one 500": Script(status=500, times=1),
-    "a reset before headers": Script(break_after=-1, times=1),
-    "429 without retry-after": Script(status=429, times=1),
-}
+RETRIED = {  # the fault, and how the first attempt is classified
+    "429 retry-after 0.2 s": (
+        Script(status=429, headers={"retry-after": "0.2"}, times=1), Outcome.RATE_LIMITED
+    ),
+    "one 500": (Script(status=500, times=1), Outcome.SERVER),
+    "a reset before headers": (Script(break_after=-1, times=1), Outcome.CONNECT),
+    "429 without retry-after": (Script(status=429, times=1), Outcome.RATE_LIMITED),
+}  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        RETRIED["429 retry-after 0.2 s"],
-        RETRIED["one 500"],
-        RETRIED["a reset before headers"],
-        RETRIED["429 without retry-after"],
-    ],
-    ids=RETRIED.keys(),
-)
+@pytest.mark.parametrize(("fault", "first"), RETRIED.values(), ids=RETRIED)
 async def test_a_passing_fault_is_retried_once_on_the_same_provider(
-    fakes: dict[str, FakeOpenAI], fault: Script
+    fakes: dict[str, FakeOpenAI], fault: Script, first: Outcome
 ) -> None:
     fakes["groq"].script(fault)
     async with world(fakes, rate_limit_retry_seconds=0.2) as w:
-        result, seconds = await w.ask()
-    assert result.model_key == GPT_OSS and result.complete
+        result, _ = await w.ask()
+    assert result.model_key == GPT_OSS and result.complete and result.events == []
+    assert outcomes(result) == [(GPT_OSS, first), (GPT_OSS, Outcome.OK)]
     assert (fakes["groq"].count(), fakes["cerebras"].count()) == (2, 0)
-    assert seconds < 1.5
 
 
 async def test_a_429_with_a_long_wait_fails_over_at_once(fakes: dict[str, FakeOpenAI]) -> None:
@@ -214,8 +231,10 @@ async def test_a_429_with_a_long_wait_fails_over_at_once(fakes: dict[str, FakeOp
         result, seconds = await w.ask()
         again, _ = await w.ask()  # the model cools down: no tight loop on it
     assert result.model_key == CEREBRAS == again.model_key
+    assert outcomes(result) == [(GPT_OSS, Outcome.RATE_LIMITED), (CEREBRAS, Outcome.OK)]
     assert fakes["groq"].count() == 1
-    assert seconds < 0.5
+    assert w.health.status("groq", GPT_OSS).state == "cooldown"
+    assert seconds < 30 / 2  # the announced wait was not waited out
 
 
 async def test_a_429_without_retry_after_backs_off_once_then_fails_over(
@@ -223,23 +242,26 @@ async def test_a_429_without_retry_after_backs_off_once_then_fails_over(
 ) -> None:
     fakes["groq"].fail(429)  # no retry-after, no x-ratelimit-reset-*
     async with world(fakes, rate_limit_retry_seconds=0.2) as w:
-        result, seconds = await w.ask()
+        result, _ = await w.ask()
         again, _ = await w.ask()  # the model cools down: no tight loop on it
     assert result.model_key == CEREBRAS == again.model_key
     assert (fakes["groq"].count(), fakes["cerebras"].count()) == (2, 2)
     assert [o for _, o in outcomes(result)] == [Outcome.RATE_LIMITED] * 2 + [Outcome.OK]
-    assert seconds < 1.5
 
 
 async def test_a_silent_first_token_fails_over_at_its_limit_without_retrying(
-    fakes: dict[str, FakeOpenAI],
+    fakes: dict[str, FakeOpenAI], caplog: pytest.LogCaptureFixture
 ) -> None:
+    fakes["groq"].max_hang = 60.0
     fakes["groq"].hang()
-    async with world(fakes) as w:
-        result, seconds = await w.ask()
+    silent = Timeouts(connect=0.5, first_token=0.5, total=30.0)
+    async with world(fakes, silent) as w:
+        result, _ = await w.ask()
     assert result.model_key == CEREBRAS and result.complete
+    assert outcomes(result) == [(GPT_OSS, Outcome.TIMEOUT), (CEREBRAS, Outcome.OK)]
+    assert failures(caplog) == ["no first token within 0.5s"]  # not the total
     assert fakes["groq"].count() == 1
-    assert 0.5 <= seconds < 1.5
+    assert silent.first_token <= result.attempts[0].seconds < silent.total / 2
 
 
 async def test_a_malformed_chunk_is_skipped(fakes: dict[str, FakeOpenAI]) -> None:
@@ -251,20 +273,23 @@ async def test_a_malformed_chunk_is_skipped(fakes: dict[str, FakeOpenAI]) -> Non
 
 @pytest.mark.parametrize(
     "idle",
-    [3.0, 0.3],
+    [30.0, 0.3],
     ids=["idle longer than the grace", "idle shorter than the grace"],
 )
 async def test_a_stream_without_done_ends_promptly(
-    fakes: dict[str, FakeOpenAI], idle: float
+    fakes: dict[str, FakeOpenAI], caplog: pytest.LogCaptureFixture, idle: float
 ) -> None:
     """After the finish_reason the answer is whole: a stream held open then ends it complete,
-    whichever limit ends the wait."""
+    whichever limit ends the wait (the 1 s grace, or an idle limit under it)."""
+    fakes["groq"].max_hang = 60.0
     fakes["groq"].script(Script(text="one two", done=False))
-    held_open = Timeouts(connect=0.5, first_token=0.5, total=5.0, idle=idle)
+    held_open = Timeouts(connect=0.5, first_token=0.5, total=30.0, idle=idle)
     async with world(fakes, held_open) as w:
         result, seconds = await w.ask()
     assert result.model_key == GPT_OSS and result.complete and result.text == "one two"
-    assert seconds < 1.5
+    assert outcomes(result) == [(GPT_OSS, Outcome.OK)] and failures(caplog) == []
+    assert fakes["groq"].count() == 1
+    assert seconds < held_open.total / 2  # not held open until a limit: the 1 s grace
 
 
 # --- OpenRouter's errors inside a 200, by code and scope -----------------------------------------
@@ -282,7 +307,7 @@ async def test_an_in_stream_free_tier_429_cools_every_free_entry_and_another_pro
     assert fakes["openrouter"].count() == 1  # no retry: the limit lasts 30 s
     assert cooled == {NEMOTRON: "cooldown", FREE: "cooldown"}
     assert w.health.status("openrouter").state == "healthy"
-    assert seconds < 1
+    assert seconds < 30 / 2  # the key's limit lasts 30 s: not waited out
 
 
 async def test_an_in_stream_upstream_429_cools_that_model_and_openrouters_fallback_answers(
@@ -291,13 +316,12 @@ async def test_an_in_stream_upstream_429_cools_that_model_and_openrouters_fallba
     gemma = "google/gemma-4-31b-it:free"
     fakes["openrouter"].stream_error(OPENROUTER_UPSTREAM_429, model=gemma)
     async with world(fakes, free_entries=True, rate_limit_retry_seconds=0.1) as w:
-        result, seconds = await w.ask(model=GEMMA)
+        result, _ = await w.ask(model=GEMMA)
         nemotron = w.health.status("openrouter", NEMOTRON).state
     assert result.model_key == FREE and result.complete  # OpenRouter's own fallback entry
     assert [o for _, o in outcomes(result)] == [Outcome.RATE_LIMITED] * 2 + [Outcome.OK]
     assert fakes["openrouter"].count(gemma) == 2  # one jittered retry ("retry shortly")
     assert w.health.status("openrouter", GEMMA).state == "cooldown" and nemotron == "healthy"
-    assert seconds < 1.5
 
 
 async def test_an_in_stream_401_disables_the_provider_not_a_server_error(
@@ -318,22 +342,22 @@ async def test_closing_health_cancels_a_probe_hanging_over_http(
     fakes: dict[str, FakeOpenAI],
 ) -> None:
     groq = fakes["groq"]
+    groq.max_hang = 120.0
     groq.fail(500, times=2)  # the question and its retry open Groq (failures_to_open = 1)
-    groq.hang()  # then the probe hangs: its limit is Groq's total, 9 s
-    slow = Timeouts(connect=0.5, first_token=8.0, total=9.0)
+    groq.hang()  # then the probe hangs: its limit is Groq's total, 60 s
+    slow = Timeouts(connect=0.5, first_token=30.0, total=60.0)
     async with world(fakes, slow, open_seconds=0.05) as w:
         result, _ = await w.ask()
-        for _ in range(250):  # up to 5 s for the probe to arrive
+        for _ in range(1000):  # up to 20 s for the probe to arrive
             if groq.count() >= 3:
                 break
             await asyncio.sleep(0.02)
         assert groq.count() == 3 and w.health.status("groq").state == "half_open"
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.wait_for(w.health.aclose(), 5)
-        seconds = loop.time() - started
+        # the hanging probe is cancelled, not awaited (it would take Groq's total)
+        await asyncio.wait_for(w.health.aclose(), slow.total / 2)
+        state = w.health.status("groq").state
     assert result.model_key == CEREBRAS
-    assert seconds < 1  # the hanging probe is cancelled, not awaited
+    assert state == "half_open" and groq.count() == 3  # no outcome recorded, no probe after
 
 
 async def test_a_probe_cut_at_its_one_token_counts_as_an_answer(
@@ -345,7 +369,7 @@ async def test_a_probe_cut_at_its_one_token_counts_as_an_answer(
     groq.fail(500, times=2)  # the question and its retry open Groq (failures_to_open = 1)
     async with world(fakes, open_seconds=0.05) as w:
         result, _ = await w.ask()
-        for _ in range(250):  # up to 5 s for the probe
+        for _ in range(1000):  # up to 20 s for the probe
             if w.health.status("groq").state == "healthy":
                 break
             await asyncio.sleep(0.02)
