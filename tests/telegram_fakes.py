@@ -1,15 +1,19 @@
 """Telegram without a network: a fake BaseRequest under python-telegram-bot's own Application.
 
-``FakeTelegram`` records every Bot API call and answers it as Telegram would (a sent message gets
-the next message_id, an edit changes what the chat shows, an unchanged edit is "message is not
-modified"), and fails on cue: 429 with retry_after, 400 "can't parse entities", 403 blocked,
-400 migrate_to_chat_id. ``TelegramKit`` runs the shipped flows through it with scripted providers
-and a fake clock, so that tests read like a chat and never sleep.
+``FakeTelegram`` is the in-process door to the one model of Telegram that the HTTP fake also uses
+(``statebot/_fakes/telegram_model.py``): every call is recorded and carried out by the model, so
+it is refused exactly as over HTTP ("chat not found", "message is not modified", entities,
+buttons, drafts to groups, rich messages, documents...). Tests script failures on top: 429 with
+retry_after, 400 "can't parse entities", 403 blocked, 400 migrate_to_chat_id, exceptions.
+``TelegramKit`` runs the shipped flows through it with scripted providers and a fake clock, so
+that tests read like a chat and never sleep; an update it hands the bot is seen by the model
+first (its chat becomes known, its callback query answerable once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import json
 import re
@@ -26,6 +30,7 @@ from telegram.ext import AIORateLimiter, BaseRateLimiter
 from telegram.request import BaseRequest, RequestData
 
 from statebot import load_config
+from statebot._fakes.telegram_model import ApiError, TelegramModel, Upload, rich_text, with_files
 from statebot._providers.base import Backend
 from statebot._settings import Settings
 from statebot._store.base import Store
@@ -79,7 +84,7 @@ NOT_MODIFIED = (400, {"description": "Bad Request: message is not modified"})
 
 @dataclass
 class Shown:
-    """A message as its chat shows it now."""
+    """A bot's message as its chat shows it now (one object per message, updated in place)."""
 
     chat_id: int
     message_id: int
@@ -88,6 +93,8 @@ class Shown:
     buttons: list[list[JSON]]
     thread_id: int | None
     deleted: bool = False
+    rich: JSON | None = None  # Message.rich_message (sendRichMessage, an edit with one)
+    document: JSON | None = None  # Message.document (sendDocument)
 
     @property
     def labels(self) -> list[str]:
@@ -98,6 +105,13 @@ class Shown:
         assert len(found) == 1, f"no button {label!r} under {self.text!r} ({self.labels})"
         return str(found[0])
 
+    def refresh(self, message: JSON) -> None:
+        """Take the model's message as it stands now."""
+        self.text = str(message.get("text") or message.get("caption") or rich_text(message))
+        self.entities = list(message.get("entities", []))
+        self.buttons = message.get("reply_markup", {}).get("inline_keyboard", [])
+        self.rich, self.document = message.get("rich_message"), message.get("document")
+
 
 @dataclass
 class _Failure:
@@ -106,17 +120,31 @@ class _Failure:
 
 
 class FakeTelegram(BaseRequest):
-    def __init__(self) -> None:
+    """The in-process door to the one model of Telegram (``statebot/_fakes/telegram_model.py``
+    draws both doors and lists what the model refuses): python-telegram-bot's HTTP layer is
+    replaced, so calls run in the bot's own loop and dates follow its fake clock. The door adds
+    scripted failures (``fail``), held methods (``holds``), long polling and the call log."""
+
+    def __init__(self, token: str | None = None, clock: Callable[[], float] | None = None) -> None:
+        self.token = token  # None: any token in the URL (a bare request under test)
+        self.model = TelegramModel(dict(BOT_USER), clock=clock or FakeClock().wall)
         self.calls: list[tuple[str, JSON]] = []
-        self.messages: dict[tuple[int, int], Shown] = {}
-        self.members: dict[tuple[int, int], str] = {}  # (chat, user) → status
+        self.messages: dict[tuple[int, int], Shown] = {}  # the bot's, as last seen
         self.holds: dict[str, asyncio.Event] = {}  # method → calls wait until it is set
         self._failures: dict[str, deque[_Failure]] = {}
-        self._ids = itertools.count(100)
-        self.updates: list[JSON] = []  # waiting for getUpdates, until confirmed by its offset
         self._new_updates = asyncio.Event()
 
     # --- the test's side ------------------------------------------------------------------
+
+    @property
+    def members(self) -> dict[tuple[int | None, int], str]:
+        """getChatMember's status by (chat, user); (None, user) for every chat."""
+        return self.model.members
+
+    @property
+    def updates(self) -> list[JSON]:
+        """Waiting for getUpdates, until confirmed by its offset."""
+        return self.model.updates
 
     def fail(
         self,
@@ -149,10 +177,26 @@ class FakeTelegram(BaseRequest):
                 return message
         raise AssertionError(f"no message in chat {chat_id} has a button {label!r}")
 
+    def meet(self, chat_id: int, **who: Any) -> None:
+        """A chat Telegram knows with no update from it: the bot may write to it."""
+        self.model.who(chat_id, who)
+
+    def see(self, update: JSON) -> None:
+        """An update the test hands the bot directly: Telegram has seen its chat."""
+        self.model.see(update)
+
     def push(self, update: JSON) -> None:
         """An update for getUpdates (polling) to fetch."""
-        self.updates.append(update)
+        self.model.see(update)
+        self.model.push(update)
         self._new_updates.set()
+
+    def message_of(self, shown: Shown) -> JSON:
+        """The message as an update carries it (a press's ``message``)."""
+        found = self.model.messages.get((shown.chat_id, shown.message_id))
+        if found is not None:
+            return copy.deepcopy(found)
+        return {"message_id": shown.message_id, "date": 0, "chat": chat_of(shown.chat_id)}
 
     # --- BaseRequest ----------------------------------------------------------------------
 
@@ -169,8 +213,14 @@ class FakeTelegram(BaseRequest):
     async def do_request(
         self, url: str, method: str, request_data: RequestData | None = None, **_: Any
     ) -> tuple[int, bytes]:
-        name = url.rsplit("/", 1)[-1]
-        params: JSON = json.loads(json.dumps(request_data.parameters if request_data else {}))
+        if "/file/bot" in url:  # a download (getFile's path): not modelled, served empty
+            self.calls.append(("file", {}))
+            return 200, b""
+        token, name = url.rsplit("/", 2)[-2:]
+        files = _uploads(request_data)
+        raw = json.loads(json.dumps(request_data.parameters if request_data else {}))
+        name = self.model.method(name) or name
+        params = with_files(raw, files)
         self.calls.append((name, params))
         if name in self.holds:
             await self.holds[name].wait()
@@ -181,87 +231,70 @@ class FakeTelegram(BaseRequest):
             if isinstance(failure.answer, BaseException):
                 raise failure.answer
             code, body = failure.answer
+            moved = body.get("parameters", {}).get("migrate_to_chat_id")
+            if moved is not None:  # Telegram made the supergroup: it is a known chat now
+                self.model.migrate(int(params["chat_id"]), int(moved))
             return code, json.dumps({"ok": False, "error_code": code, **body}).encode()
-        if name == "getUpdates":
-            return 200, json.dumps({"ok": True, "result": await self._get_updates(params)}).encode()
         try:
-            result = getattr(self, f"_{name}", lambda p: True)(params)
-        except LookupError as exc:
-            body = {"ok": False, "error_code": 400, "description": f"Bad Request: {exc.args[0]}"}
-            return 400, json.dumps(body).encode()
+            if self.token is not None and token.removeprefix("bot") != self.token:
+                raise ApiError(401, "Unauthorized")
+            result = self.model.call(name, raw, files)
+            if name == "getUpdates" and not result and raw.get("timeout"):
+                self._new_updates.clear()
+                await self._new_updates.wait()
+                result = self.model.ready(raw)
+        except ApiError as err:
+            return err.code, json.dumps(err.body()).encode()
+        self._refresh()
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
-    # --- methods --------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """The bot's messages as the model holds them; gone ones are marked deleted."""
+        bot_id = BOT_USER["id"]
+        for key, message in self.model.messages.items():
+            if message.get("from", {}).get("id") != bot_id:
+                continue
+            shown = self.messages.get(key)
+            if shown is None:
+                shown = Shown(*key, "", [], [], message.get("message_thread_id"))
+                self.messages[key] = shown
+            shown.refresh(message)
+        for key, shown in self.messages.items():
+            shown.deleted = key not in self.model.messages
 
-    async def _get_updates(self, params: JSON) -> list[JSON]:
-        """Telegram's long poll: updates from ``offset`` on; what is below it is confirmed."""
-        offset = int(params.get("offset") or 0)
-        self.updates = [u for u in self.updates if u["update_id"] >= offset]
-        if not self.updates and params.get("timeout"):
-            self._new_updates.clear()
-            await self._new_updates.wait()
-        return list(self.updates)
 
-    def _getMe(self, params: JSON) -> JSON:
-        return {**BOT_USER, "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": False}  # fmt: skip
+async def _none() -> list[int]:
+    return []
 
-    def _sendMessage(self, params: JSON) -> JSON:
-        chat_id = int(params["chat_id"])
-        shown = Shown(
-            chat_id, next(self._ids), params["text"], params.get("entities", []),
-            params.get("reply_markup", {}).get("inline_keyboard", []),
-            params.get("message_thread_id"),
-        )  # fmt: skip
-        self.messages[(chat_id, shown.message_id)] = shown
-        return self._message(shown)
 
-    def _editMessageText(self, params: JSON) -> JSON:
-        shown = self._find(params)
-        new = (params["text"], params.get("entities", []),
-               params.get("reply_markup", {}).get("inline_keyboard", []))  # fmt: skip
-        if new == (shown.text, shown.entities, shown.buttons):
-            raise LookupError("message is not modified")
-        shown.text, shown.entities, shown.buttons = new
-        return self._message(shown)
+def _seen_first(transport: TelegramTransport, fake: FakeTelegram) -> None:
+    """An update a test hands the bot past the fake (a webhook post, the application's queue)
+    came from Telegram: the model sees it first (its chat is known), as in ``TelegramKit.update``.
+    """
+    queue, process = transport.application.update_queue, transport.process
+    put = queue.put
 
-    def _editMessageReplyMarkup(self, params: JSON) -> JSON:
-        shown = self._find(params)
-        shown.buttons = params.get("reply_markup", {}).get("inline_keyboard", [])
-        return self._message(shown)
+    async def put_seen(item: object) -> None:
+        if isinstance(item, Update):
+            fake.see(item.to_dict())
+        await put(item)
 
-    def _deleteMessage(self, params: JSON) -> bool:
-        self._find(params).deleted = True
-        return True
+    async def process_seen(update: Update) -> bool:
+        fake.see(update.to_dict())
+        return await process(update)
 
-    def _getChatMember(self, params: JSON) -> JSON:
-        user = {"id": int(params["user_id"]), "is_bot": False, "first_name": "U"}
-        status = self.members.get((int(params["chat_id"]), int(params["user_id"])), "member")
-        if status == "administrator":
-            rights = ADMIN_RIGHTS
-            return {"status": status, "user": user, **dict.fromkeys(rights, False)}
-        if status == "creator":
-            return {"status": status, "user": user, "is_anonymous": False}
-        return {"status": status, "user": user}
+    queue.put = put_seen  # type: ignore[method-assign]
+    transport.process = process_seen  # type: ignore[method-assign]
 
-    def _find(self, params: JSON) -> Shown:
-        shown = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
-        if shown is None or shown.deleted:
-            raise LookupError("message to edit not found")
-        return shown
 
-    @staticmethod
-    def _message(shown: Shown) -> JSON:
-        chat_type = "private" if shown.chat_id > 0 else "supergroup"
-        out: JSON = {
-            "message_id": shown.message_id, "date": 1_767_225_600, "text": shown.text,
-            "chat": {"id": shown.chat_id, "type": chat_type}, "from": BOT_USER,
-        }  # fmt: skip
-        if shown.thread_id is not None:
-            out.update(message_thread_id=shown.thread_id, is_topic_message=True)
-        if shown.buttons:
-            out["reply_markup"] = {"inline_keyboard": shown.buttons}
-        return out
+def _uploads(request_data: RequestData | None) -> dict[str, Upload]:
+    """The files of a multipart request (PTB's InputFile), as the HTTP door receives them."""
+    out: dict[str, Upload] = {}
+    parts = request_data.multipart_data if request_data else {}
+    for part, (file_name, content, mime) in parts.items():
+        data = content if isinstance(content, bytes) else content.read()
+        out[part] = Upload(str(file_name or part), data, mime or "application/octet-stream")
+    return out
 
 
 # --- updates, as Telegram sends them -------------------------------------------------------
@@ -327,7 +360,8 @@ class TelegramKit:
         ``production_limiter``: they would make a test wait for real."""
         loaded, flows = load_config(SETTINGS, FLOWS)
         settings = settings or loaded
-        fake, clock, scripted = FakeTelegram(), FakeClock(), ScriptedBackend(settings)
+        clock, scripted = FakeClock(), ScriptedBackend(settings)
+        fake = FakeTelegram(TOKEN, clock.wall)
         limiter: BaseRateLimiter[Any] | None = None
         if not production_limiter:
             limiter = AIORateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
@@ -335,6 +369,9 @@ class TelegramKit:
             settings, flows, TOKEN, backend=backend or scripted, clock=clock, request=fake,
             rate_limiter=limiter, extra_admins=admins, store=store,
         )  # fmt: skip
+        for chat_id in await (store.chat_ids() if store else _none()):
+            fake.meet(chat_id, chat_type="private" if chat_id > 0 else "supergroup")
+        _seen_first(transport, fake)
         if initialize:
             await transport.initialize()
         return cls(transport, fake, scripted, clock)
@@ -347,6 +384,7 @@ class TelegramKit:
         """Process one update (``message``, ``callback_query``...); returns its update_id."""
         update_id = next(self._update_ids)
         raw = {"update_id": update_id, **body}
+        self.fake.see(raw)
         await self.transport.application.process_update(
             Update.de_json(raw, self.transport.application.bot)
         )
@@ -365,7 +403,7 @@ class TelegramKit:
         query = {
             "id": f"q{len(self.fake.calls)}", "from": sender,
             "chat_instance": "ci", "data": data if data is not None else target.data_of(label),
-            "message": FakeTelegram._message(target),
+            "message": self.fake.message_of(target),
         }  # fmt: skip
         return await self.update({"callback_query": query}, wait=wait)
 
