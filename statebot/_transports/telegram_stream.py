@@ -10,11 +10,12 @@ way, then sends the final messages, which the answer task awaits: what the flows
 after the answer.
 
 Private chats: ``sendMessageDraft`` previews the answer (a draft lives 30 seconds and holds at most
-4096 characters: a long answer finishes one message and goes on in the next draft) with
-Telegram's own Stop under it (``can_stop``; ``keep_on_stop`` from ``[telegram] keep_on_stop``);
-no message is sent until the answer's end, and the final message carries the buttons that go
-under the answer (``AnswerDone.buttons``, known before it goes out). Until then nothing of the
-answer is final, so a cut stream may start over on another model (``AnswerRestarted``). Groups:
+4096 characters: a long answer's draft shows its newest part) with Telegram's own Stop under
+it (``can_stop``; ``keep_on_stop`` from ``[telegram] keep_on_stop``); no message is sent until
+the answer's end, and the final message carries the buttons that go under the answer
+(``AnswerDone.buttons``, known before it goes out). Until then nothing of the answer is final,
+so a cut stream may start over on another model (``AnswerRestarted``), and an answer over
+``DOCUMENT_AFTER`` messages' worth goes as one file (``answer.md``). Groups:
 the answer is one message edited as it grows, ⏹ Stop (with the answer's id) under it, edited
 into the final text with its buttons. The previous answer's buttons (🔄) are taken away when
 the next answer's arrive: one edit. Whatever is shown is split to 4096 UTF-16 units after every
@@ -318,7 +319,7 @@ class Ended:
 
     answer_id: int
     message_id: int
-    buttons: Keyboard | None  # None: not known when it went out (AnswerButtons brings them)
+    buttons: Keyboard | None  # None: none known when it went out (AnswerButtons may bring them)
 
 
 class Streams:
@@ -396,7 +397,7 @@ class Streams:
         chat_id = stream.chat_id
         previous = self.newest.get(chat_id)
         self.newest[chat_id] = Ended(stream.answer_id, message_id, buttons)
-        if previous is not None and previous.message_id != message_id and previous.buttons != ():
+        if previous is not None and previous.message_id != message_id and previous.buttons:
             await self.sender.set_keyboard(chat_id, previous.message_id, None)
 
     async def set_buttons(self, chat_id: int, effect: AnswerButtons) -> None:
