@@ -1,20 +1,25 @@
-"""A lean in-process Bot API for the overhead benchmark: a ``BaseRequest`` that answers at once.
+"""The overhead benchmark's Bot API: a thin in-process door over the one model of Telegram.
 
-``tests/telegram_fakes.FakeTelegram`` keeps every call and copies each one's parameters through
-``json`` twice, which is right for tests and noise for a benchmark; this fake keeps only counts
-and the inline keyboards a driver needs to press buttons. It still serializes each request as
-a real one would (``json_parameters``), so that both bots pay PTB's full cost per call.
+Every call goes to ``statebot._fakes.telegram_model.TelegramModel``, the model the tests' two
+doors use, so the bots under measurement are refused exactly as there (texts, entities, buttons,
+drafts, rich messages, documents). What the door leaves out is what a benchmark cannot afford or
+does not have: no call log (only counts), no scripted failures, no long polling. The driver hands
+updates to the application itself, never through this door, so the door meets a chat on its
+first call and takes a callback query id as sent (every benchmark user started the bot, every
+press came from Telegram): the one leniency, noted here. It still serializes each request as a
+real one would (``json_parameters``), so that both bots pay PTB's full cost per call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections import Counter
 from typing import Any
 
 from telegram.request import BaseRequest, RequestData
+
+from statebot._fakes.telegram_model import ApiError, TelegramModel
 
 JSON = dict[str, Any]
 BOT_USER = {"id": 777000, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}
@@ -22,21 +27,18 @@ TOKEN = "777000:BENCH-token-of-a-fake-bot"
 DATE = 1_767_225_600
 
 
-def _ok(result: Any) -> tuple[int, bytes]:
-    return 200, json.dumps({"ok": True, "result": result}).encode()
-
-
 class FastTelegram(BaseRequest):
     """Counts Bot API calls by method; remembers each chat's messages that carry buttons.
 
-    Each call yields to the event loop once, as a network round trip would, and costs nothing
-    else: what is measured is the bots, not a network.
+    Each call yields to the event loop once, as a network round trip would, and costs the
+    model's rules: what is measured is the bots, not a network.
     """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # "method: description" of each refusal
         self.keyboards: dict[int, dict[int, list[list[JSON]]]] = {}  # chat → message → rows
-        self._ids = itertools.count(1000)
+        self.model = TelegramModel(dict(BOT_USER), clock=lambda: DATE)
 
     # --- the driver's side ----------------------------------------------------------------
 
@@ -52,12 +54,15 @@ class FastTelegram(BaseRequest):
             for row in rows:
                 for button in row:
                     if label in button["text"]:
-                        message = self._message(chat_id, message_id, "…", rows)
+                        message = self.model.messages[(chat_id, message_id)]
                         return message, str(button["callback_data"])
         raise LookupError(f"chat {chat_id}: no button {label!r}")
 
     def forget(self, chat_id: int) -> None:
         self.keyboards.pop(chat_id, None)
+        for key in [k for k in self.model.messages if k[0] == chat_id]:
+            del self.model.messages[key]
+        self.model.sent.clear()  # the benchmark never reads it: keep memory flat
 
     # --- BaseRequest ----------------------------------------------------------------------
 
@@ -77,37 +82,34 @@ class FastTelegram(BaseRequest):
         name = url.rsplit("/", 1)[-1]
         self.counts[name] += 1
         await asyncio.sleep(0)
-        params = request_data.json_parameters if request_data else {}
-        if name == "getMe":
-            return _ok({**BOT_USER, "can_join_groups": True})
-        if name == "sendMessage":
-            chat_id = int(params["chat_id"])
-            return _ok(self._store(chat_id, next(self._ids), params))
-        if name in ("editMessageText", "editMessageReplyMarkup"):
-            return _ok(self._store(int(params["chat_id"]), int(params["message_id"]), params))
-        if name == "deleteMessage":
+        if request_data is None:
+            params: JSON = {}
+        else:
+            request_data.json_parameters  # noqa: B018 - the serialization a real request pays
+            params = request_data.parameters
+        chat_id = params.get("chat_id")
+        if isinstance(chat_id, int) and chat_id not in self.model.chats:  # met: see above
+            self.model.who(chat_id, {"chat_type": "private" if chat_id > 0 else "supergroup"})
+        if name == "answerCallbackQuery":  # a press the driver handed the bot: see above
+            self.model.presses.setdefault(str(params.get("callback_query_id")), None)
+        try:
+            result = self.model.call(name, params)
+        except ApiError as err:
+            self.refused[f"{name}: {err.description}"] += 1
+            return err.code, json.dumps(err.body()).encode()
+        if isinstance(result, dict) and "message_id" in result:
+            self._keep(int(result["chat"]["id"]), result)
+        elif name == "deleteMessage":
             self.keyboards.get(int(params["chat_id"]), {}).pop(int(params["message_id"]), None)
-        return _ok(True)
+        return 200, json.dumps({"ok": True, "result": result}).encode()
 
-    def _store(self, chat_id: int, message_id: int, params: dict[str, str]) -> JSON:
-        markup = params.get("reply_markup")
-        rows: list[list[JSON]] = json.loads(markup)["inline_keyboard"] if markup else []
+    def _keep(self, chat_id: int, message: JSON) -> None:
+        rows: list[list[JSON]] = message.get("reply_markup", {}).get("inline_keyboard", [])
         shown = self.keyboards.setdefault(chat_id, {})
         if rows:
-            shown[message_id] = rows
+            shown[int(message["message_id"])] = rows
         else:
-            shown.pop(message_id, None)
-        return self._message(chat_id, message_id, params.get("text", "…"), rows)
-
-    @staticmethod
-    def _message(chat_id: int, message_id: int, text: str, rows: list[list[JSON]]) -> JSON:
-        out: JSON = {
-            "message_id": message_id, "date": DATE, "text": text, "from": BOT_USER,
-            "chat": {"id": chat_id, "type": "private", "first_name": "U"},
-        }  # fmt: skip
-        if rows:
-            out["reply_markup"] = {"inline_keyboard": rows}
-        return out
+            shown.pop(int(message["message_id"]), None)
 
 
 def message_update(update_id: int, chat_id: int, text: str) -> JSON:
