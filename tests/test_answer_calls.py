@@ -14,12 +14,15 @@ import asyncio
 import copy
 import dataclasses
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from conftest import FLOWS, SETTINGS
 from telegram_fakes import TelegramKit
 
 from statebot import load_config
+from statebot._errors import ConfigError
+from statebot._settings import load_settings
 
 ANSWER = "[openai/gpt-oss-120b] answer to: Привет"  # the scripted answer, in three pieces
 ONE = ANSWER[: len(ANSWER) // 3]
@@ -203,3 +206,19 @@ async def test_twenty_presses_of_an_old_button_in_a_group_post_no_message(
     assert toasts == [STALE] * 20
     pressed = next(m for m in tg.fake.chat(-100) if m.message_id == old.message_id)
     assert pressed.text.startswith("📋 Меню.")  # the pressed message shows the current menu
+
+
+@pytest.mark.parametrize(("line", "kept"), [("keep_on_stop = false", False), ("", True)])
+def test_keep_on_stop_is_a_telegram_setting(tmp_path: Path, line: str, kept: bool) -> None:
+    text = Path(SETTINGS).read_text(encoding="utf-8")
+    path = tmp_path / "settings.toml"
+    path.write_text(text.replace("keep_on_stop = true", line), encoding="utf-8")
+    assert load_settings(path).telegram.keep_on_stop is kept
+
+
+def test_keep_on_stop_must_be_true_or_false(tmp_path: Path) -> None:
+    text = Path(SETTINGS).read_text(encoding="utf-8")
+    path = tmp_path / "settings.toml"
+    path.write_text(text.replace("keep_on_stop = true", 'keep_on_stop = "yes"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="keep_on_stop"):
+        load_settings(path)
