@@ -49,9 +49,16 @@ class World:
         return await self.router.ask(model_key, [{"role": "user", "content": text}], on_delta)
 
 
-def world(context: dict[str, int] | None = None, **health: Any) -> World:
-    """``context``: the entries' ``context_tokens`` (unset for the others)."""
+def world(
+    context: dict[str, int] | None = None, fallback: tuple[str, ...] | None = None, **health: Any
+) -> World:
+    """``context``: the entries' ``context_tokens`` (unset for the others); ``fallback``: the
+    providers used as a fallback (all by default)."""
     settings, clock = make_settings(**health), FakeClock()
+    if fallback is not None:
+        settings = dataclasses.replace(
+            settings, bot=dataclasses.replace(settings.bot, fallback=fallback)
+        )
     if context:
         models = {
             key: dataclasses.replace(m, context_tokens=context.get(key))
@@ -264,6 +271,15 @@ async def test_context_length_exceeded_tries_a_larger_context_entry_never_the_sa
     assert result.complete is (answered_by is not None)
     assert w.backend.count("groq", model=GPT_OSS) == 1  # never retried on the same model
     assert w.health.status("groq").state == "healthy"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14: a larger entry only of a fallback provider")
+async def test_a_larger_context_entry_of_a_provider_never_used_as_fallback_is_not_tried() -> None:
+    w = world({GPT_OSS: 8192, FREE: 131072}, fallback=("groq", "cerebras"))  # not openrouter
+    w.backend.fail("groq", 413)
+    result = await w.ask()
+    assert (result.model_key, names(result)) == (None, ["too_long"])
+    assert w.backend.count("openrouter") == 0
 
 
 @pytest.mark.parametrize(
