@@ -17,9 +17,10 @@ import json
 from collections import Counter
 from typing import Any
 
-from telegram.request import BaseRequest, RequestData
+from telegram.request import RequestData
 
-from statebot._fakes.telegram_model import ApiError, TelegramModel
+from statebot._fakes.in_process import ModelRequest
+from statebot._fakes.telegram_model import TelegramModel
 
 JSON = dict[str, Any]
 BOT_USER = {"id": 777000, "is_bot": True, "first_name": "Bench", "username": "bench_bot"}
@@ -27,7 +28,7 @@ TOKEN = "777000:BENCH-token-of-a-fake-bot"
 DATE = 1_767_225_600
 
 
-class FastTelegram(BaseRequest):
+class FastTelegram(ModelRequest):
     """Counts Bot API calls by method; remembers each chat's messages that carry buttons.
 
     Each call yields to the event loop once, as a network round trip would, and costs the
@@ -35,10 +36,10 @@ class FastTelegram(BaseRequest):
     """
 
     def __init__(self) -> None:
+        super().__init__(TelegramModel(dict(BOT_USER), clock=lambda: DATE))
         self.counts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()  # "method: description" of each refusal
         self.keyboards: dict[int, dict[int, list[list[JSON]]]] = {}  # chat → message → rows
-        self.model = TelegramModel(dict(BOT_USER), clock=lambda: DATE)
 
     # --- the driver's side ----------------------------------------------------------------
 
@@ -66,16 +67,6 @@ class FastTelegram(BaseRequest):
 
     # --- BaseRequest ----------------------------------------------------------------------
 
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    @property
-    def read_timeout(self) -> float:
-        return 5.0
-
     async def do_request(
         self, url: str, method: str, request_data: RequestData | None = None, **_: Any
     ) -> tuple[int, bytes]:
@@ -92,16 +83,14 @@ class FastTelegram(BaseRequest):
             self.model.who(chat_id, {"chat_type": "private" if chat_id > 0 else "supergroup"})
         if name == "answerCallbackQuery":  # a press the driver handed the bot: see above
             self.model.presses.setdefault(str(params.get("callback_query_id")), None)
-        try:
-            result = self.model.call(name, params)
-        except ApiError as err:
-            self.refused[f"{name}: {err.description}"] += 1
-            return err.code, json.dumps(err.body()).encode()
-        if isinstance(result, dict) and "message_id" in result:
+        code, body, result = self.answer(name, params)
+        if code != 200:
+            self.refused[f"{name}: {json.loads(body)['description']}"] += 1
+        elif isinstance(result, dict) and "message_id" in result:
             self._keep(int(result["chat"]["id"]), result)
         elif name == "deleteMessage":
             self.keyboards.get(int(params["chat_id"]), {}).pop(int(params["message_id"]), None)
-        return 200, json.dumps({"ok": True, "result": result}).encode()
+        return code, body
 
     def _keep(self, chat_id: int, message: JSON) -> None:
         rows: list[list[JSON]] = message.get("reply_markup", {}).get("inline_keyboard", [])

@@ -27,10 +27,11 @@ from conftest import FLOWS, SETTINGS
 from telegram import Update
 from telegram.error import NetworkError, TimedOut
 from telegram.ext import AIORateLimiter, BaseRateLimiter
-from telegram.request import BaseRequest, RequestData
+from telegram.request import RequestData
 
 from statebot import load_config
-from statebot._fakes.telegram_model import ApiError, TelegramModel, Upload, rich_text, with_files
+from statebot._fakes.in_process import ModelRequest, uploads
+from statebot._fakes.telegram_model import ApiError, TelegramModel, rich_text, with_files
 from statebot._providers.base import Backend
 from statebot._settings import Settings
 from statebot._store.base import Store
@@ -119,15 +120,15 @@ class _Failure:
     when: Callable[[JSON], bool]
 
 
-class FakeTelegram(BaseRequest):
+class FakeTelegram(ModelRequest):
     """The in-process door to the one model of Telegram (``statebot/_fakes/telegram_model.py``
     draws both doors and lists what the model refuses): python-telegram-bot's HTTP layer is
     replaced, so calls run in the bot's own loop and dates follow its fake clock. The door adds
     scripted failures (``fail``), held methods (``holds``), long polling and the call log."""
 
     def __init__(self, token: str | None = None, clock: Callable[[], float] | None = None) -> None:
+        super().__init__(TelegramModel(dict(BOT_USER), clock=clock or FakeClock().wall))
         self.token = token  # None: any token in the URL (a bare request under test)
-        self.model = TelegramModel(dict(BOT_USER), clock=clock or FakeClock().wall)
         self.calls: list[tuple[str, JSON]] = []
         self.messages: dict[tuple[int, int], Shown] = {}  # the bot's, as last seen
         self.holds: dict[str, asyncio.Event] = {}  # method → calls wait until it is set
@@ -200,16 +201,6 @@ class FakeTelegram(BaseRequest):
 
     # --- BaseRequest ----------------------------------------------------------------------
 
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    @property
-    def read_timeout(self) -> float:
-        return 5.0
-
     async def do_request(
         self, url: str, method: str, request_data: RequestData | None = None, **_: Any
     ) -> tuple[int, bytes]:
@@ -217,7 +208,7 @@ class FakeTelegram(BaseRequest):
             self.calls.append(("file", {}))
             return 200, b""
         token, name = url.rsplit("/", 2)[-2:]
-        files = _uploads(request_data)
+        files = uploads(request_data)
         raw = json.loads(json.dumps(request_data.parameters if request_data else {}))
         name = self.model.method(name) or name
         params = with_files(raw, files)
@@ -235,18 +226,15 @@ class FakeTelegram(BaseRequest):
             if moved is not None:  # Telegram made the supergroup: it is a known chat now
                 self.model.migrate(int(params["chat_id"]), int(moved))
             return code, json.dumps({"ok": False, "error_code": code, **body}).encode()
-        try:
-            if self.token is not None and token.removeprefix("bot") != self.token:
-                raise ApiError(401, "Unauthorized")
-            result = self.model.call(name, raw, files)
-            if name == "getUpdates" and not result and raw.get("timeout"):
-                self._new_updates.clear()
-                await self._new_updates.wait()
-                result = self.model.ready(raw)
-        except ApiError as err:
-            return err.code, json.dumps(err.body()).encode()
+        if self.token is not None and token.removeprefix("bot") != self.token:
+            return 401, json.dumps(ApiError(401, "Unauthorized").body()).encode()
+        code, body, result = self.answer(name, raw, files)
+        if name == "getUpdates" and code == 200 and not result and raw.get("timeout"):
+            self._new_updates.clear()
+            await self._new_updates.wait()
+            code, body, _ = self.answer(name, raw)
         self._refresh()
-        return 200, json.dumps({"ok": True, "result": result}).encode()
+        return code, body
 
     def _refresh(self) -> None:
         """The bot's messages as the model holds them; gone ones are marked deleted."""
@@ -285,16 +273,6 @@ def _seen_first(transport: TelegramTransport, fake: FakeTelegram) -> None:
 
     queue.put = put_seen  # type: ignore[method-assign]
     transport.process = process_seen  # type: ignore[method-assign]
-
-
-def _uploads(request_data: RequestData | None) -> dict[str, Upload]:
-    """The files of a multipart request (PTB's InputFile), as the HTTP door receives them."""
-    out: dict[str, Upload] = {}
-    parts = request_data.multipart_data if request_data else {}
-    for part, (file_name, content, mime) in parts.items():
-        data = content if isinstance(content, bytes) else content.read()
-        out[part] = Upload(str(file_name or part), data, mime or "application/octet-stream")
-    return out
 
 
 # --- updates, as Telegram sends them -------------------------------------------------------

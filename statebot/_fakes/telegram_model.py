@@ -613,28 +613,29 @@ def _opt_int(p: JSON, name: str) -> int | None:
     return None if p.get(name) in (None, "") else as_int(p, name)
 
 
-def text_of(p: JSON, limit: int = TEXT_LIMIT) -> str:
-    text = p.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "Bad Request: message text is empty")
-    if utf16(text) > limit:
-        raise ApiError(400, "Bad Request: message is too long")
-    _parse_mode(p)
-    entities_of(p.get("entities"), utf16(text))
-    return text
+def text_of(p: JSON) -> str:
+    """A message's text: 1-4096 UTF-16 units, a known parse_mode, entities within it."""
+    return _formatted(p, "text", "entities", TEXT_LIMIT, "message is too long", required=True)
 
 
 def caption_of(p: JSON) -> str:
-    caption = p.get("caption")
-    if caption is None:
+    """A document's caption: 0-1024 units (aiogram send_document.py); wording assumed."""
+    return _formatted(p, "caption", "caption_entities", CAPTION_LIMIT,
+                      "message caption is too long", required=False)  # fmt: skip
+
+
+def _formatted(p: JSON, field: str, entities: str, limit: int, too_long: str, *,
+               required: bool) -> str:  # fmt: skip
+    text = p.get(field)
+    if text is None and not required:
         return ""
-    if not isinstance(caption, str):
-        raise ApiError(400, "Bad Request: caption is invalid")  # assumed wording
-    if utf16(caption) > CAPTION_LIMIT:
-        raise ApiError(400, "Bad Request: message caption is too long")
+    if not isinstance(text, str) or (required and not text.strip()):
+        raise ApiError(400, f"Bad Request: message {field} is empty")
+    if utf16(text) > limit:
+        raise ApiError(400, f"Bad Request: {too_long}")
     _parse_mode(p)
-    entities_of(p.get("caption_entities"), utf16(caption))
-    return caption
+    entities_of(p.get(entities), utf16(text))
+    return text
 
 
 def _parse_mode(p: JSON) -> None:
