@@ -273,7 +273,6 @@ async def test_context_length_exceeded_tries_a_larger_context_entry_never_the_sa
     assert w.health.status("groq").state == "healthy"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: a larger entry only of a fallback provider")
 async def test_a_larger_context_entry_of_a_provider_never_used_as_fallback_is_not_tried() -> None:
     w = world({GPT_OSS: 8192, FREE: 131072}, fallback=("groq", "cerebras"))  # not openrouter
     w.backend.fail("groq", 413)

@@ -262,13 +262,19 @@ class Router:
         """What to try after ``key`` refused the question as too long: the entries whose
         ``context_tokens`` is larger than its own, the chain's first (the operator's order), then
         the rest of the catalog's. None when ``key``'s window is unknown (unset): a size is never
-        guessed, the flows' ``too_long`` is said as before."""
+        guessed, the flows' ``too_long`` is said as before. Only providers the chain may use:
+        the chosen entry's and ``[bot] fallback``'s (an excluded provider stays excluded)."""
         models = self._settings.models
         size = models[key].context_tokens
         if size is None:
             return []
+        providers = {models[chain[0]].provider, *self._settings.bot.fallback}  # [0]: chosen
         order = dict.fromkeys([*chain, *models])  # chain first, then the rest of the catalog
-        return [k for k in order if (models[k].context_tokens or 0) > size]
+        return [
+            k
+            for k in order
+            if models[k].provider in providers and (models[k].context_tokens or 0) > size
+        ]
 
     async def _stream(
         self,
