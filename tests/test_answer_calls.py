@@ -225,7 +225,6 @@ def test_keep_on_stop_must_be_true_or_false(tmp_path: Path) -> None:
         load_settings(path)
 
 
-@pytest.mark.xfail(strict=True, reason="the stream does not mark its calls for the budget yet")
 async def test_the_final_message_goes_as_an_answer_and_group_previews_as_background(
     tg: TelegramKit,
 ) -> None:

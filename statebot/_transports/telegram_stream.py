@@ -49,6 +49,7 @@ from .._engine.effects import (
     AnswerStarted,
     Keyboard,
 )
+from .telegram_budget import Priority, call_priority
 from .telegram_format import utf16_len
 from .telegram_rich import RichMessages
 from .telegram_send import Sender, markup
@@ -188,8 +189,10 @@ class AnswerStream:
             )
             self.live_id = message.message_id if message else None
             self._own(self.live_id)
-        else:
-            await out.edit(self.chat_id, self.live_id, text, self.keyboard)
+        else:  # a preview: the budget may drop it (the next push shows newer text)
+            await out.edit(
+                self.chat_id, self.live_id, text, self.keyboard, priority=Priority.BACKGROUND
+            )
 
     async def _draft(self, text: str) -> bool:
         """The draft shown; False when it failed and the answer is to edit a message."""
@@ -210,17 +213,25 @@ class AnswerStream:
             self.drafts = False
         return False
 
-    async def _finish(self, piece: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+    async def _finish(
+        self,
+        piece: str,
+        keyboard: InlineKeyboardMarkup | None = None,
+        priority: Priority | None = None,
+    ) -> None:
         """A piece that will not change: the live message becomes it, or it is sent;
-        ``keyboard``: what goes under it (the last piece of an answer: the flows' buttons)."""
-        sender, out = self.streams.sender, self.streams.out
-        if self.live_id is not None and await out.edit(self.chat_id, self.live_id, piece, keyboard):
+        ``keyboard``: what goes under it (the last piece of an answer: the flows' buttons);
+        ``priority``: the call budget's (an answer's end: ``Priority.ANSWER``)."""
+        sender, out, chat_id = self.streams.sender, self.streams.out, self.chat_id
+        if self.live_id is not None and await out.edit(
+            chat_id, self.live_id, piece, keyboard, priority=priority
+        ):
             self.message_ids.append(self.live_id)
         else:
             if self.live_id is not None:  # it stays as it was, without ⏹ Stop
-                await sender.set_keyboard(self.chat_id, self.live_id, None)
+                await sender.set_keyboard(chat_id, self.live_id, None)
             message = await out.send(
-                self.chat_id, piece, thread_id=self.thread_id, keyboard=keyboard
+                chat_id, piece, thread_id=self.thread_id, keyboard=keyboard, priority=priority
             )
             if message is not None:
                 self.message_ids.append(message.message_id)
@@ -235,8 +246,10 @@ class AnswerStream:
     # --- at the end -----------------------------------------------------------------------
 
     async def _end(self) -> None:
-        """No more pushes or draft refreshes: the one in flight is done."""
+        """No more pushes or draft refreshes: the one in flight is done (a draft still waiting
+        for the call budget is given up, so that the end does not wait behind it)."""
         self.done = True
+        self.streams.sender.drop_waiting(self.chat_id)
         await self._settle_push()
 
     async def _settle_push(self) -> None:
@@ -270,7 +283,8 @@ class AnswerStream:
                 pieces = []
                 await self._document(self.live, keyboard)
             for index, piece in enumerate(pieces):
-                await self._finish(piece, keyboard if index == len(pieces) - 1 else None)
+                last = index == len(pieces) - 1
+                await self._finish(piece, keyboard if last else None, Priority.ANSWER)
             if self.live_id is not None:  # a blank tail: the live message is the last one
                 await self.streams.sender.set_keyboard(self.chat_id, self.live_id, keyboard)
                 self.message_ids.append(self.live_id)
@@ -293,7 +307,8 @@ class AnswerStream:
                 message_thread_id=self.thread_id, reply_markup=keyboard,
             )  # fmt: skip
 
-        message = await sender.call(self.chat_id, make, sends=True)
+        with call_priority(Priority.ANSWER):
+            message = await sender.call(self.chat_id, make, sends=True)
         if message is not None:
             self.message_ids.append(message.message_id)
             self._own(message.message_id)
