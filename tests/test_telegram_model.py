@@ -281,3 +281,10 @@ def test_the_http_door_keeps_its_public_api() -> None:
     names = "meet stop_generation fail_next calls calls_of user_message press push sent_to"
     for name in [*names.split(), "messages", "pending", "confirmed_offset", "webhook"]:
         assert hasattr(FakeBotApi, name), name
+
+
+@pytest.mark.xfail(strict=True, reason="the model answers a bare 'Not Found'")
+async def test_an_unknown_method_is_not_found_in_the_servers_words(doors: Doors) -> None:
+    """Client.cpp: ``fail_query(404, "Not Found: method not found", ...)``."""
+    code, body = await doors.call("sendTelepathy", {"chat_id": 7})
+    assert (code, body["description"]) == (404, "Not Found: method not found")
