@@ -273,7 +273,6 @@ async def test_context_length_exceeded_tries_a_larger_context_entry_never_the_sa
     assert w.health.status("groq").state == "healthy"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: an entry that failed is not asked again")
 async def test_an_entry_that_already_failed_is_not_asked_again_for_its_larger_context() -> None:
     """Groq fails (500, retried once), Cerebras (8k) says too long: Groq's 131k entry is larger
     but failed this question already; OpenRouter's 64k answers."""

@@ -238,7 +238,7 @@ class Router:
                         break
                     if error.outcome is Outcome.TOO_LONG:  # never again on this model
                         run.too_long = run.too_long or {"model": key, "reason": error.public}
-                        chain[index + 1 :] = self._larger(key, chain)
+                        chain[index + 1 :] = self._larger(run, key, chain)
                         run.model_level = run.model_level or key == run.chosen  # its provider
                         break  # is fine: its larger entries may serve
                     if error.outcome in _STOP:
@@ -258,22 +258,26 @@ class Router:
             return
         run.event("all_down")
 
-    def _larger(self, key: str, chain: list[str]) -> list[str]:
+    def _larger(self, run: _Run, key: str, chain: list[str]) -> list[str]:
         """What to try after ``key`` refused the question as too long: the entries whose
         ``context_tokens`` is larger than its own, the chain's first (the operator's order), then
         the rest of the catalog's. None when ``key``'s window is unknown (unset): a size is never
         guessed, the flows' ``too_long`` is said as before. Only providers the chain may use:
-        the chosen entry's and ``[bot] fallback``'s (an excluded provider stays excluded)."""
+        the chosen entry's and ``[bot] fallback``'s (an excluded provider stays excluded); never
+        an entry this question has already asked."""
         models = self._settings.models
         size = models[key].context_tokens
         if size is None:
             return []
-        providers = {models[chain[0]].provider, *self._settings.bot.fallback}  # [0]: chosen
+        providers = {models[run.chosen].provider, *self._settings.bot.fallback}
+        asked = {a.model_key for a in run.attempts}
         order = dict.fromkeys([*chain, *models])  # chain first, then the rest of the catalog
         return [
             k
             for k in order
-            if models[k].provider in providers and (models[k].context_tokens or 0) > size
+            if k not in asked
+            and models[k].provider in providers
+            and (models[k].context_tokens or 0) > size
         ]
 
     async def _stream(
