@@ -224,7 +224,11 @@ async def test_wrong_token_and_unknown_method(api: FakeBotApi, bot: Bot) -> None
     async with httpx.AsyncClient() as client:
         answer = await client.post(f"{api.base_url}{api.token}/sendTelepathy", json={})
     assert answer.status_code == 404
-    assert answer.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+    assert answer.json() == {
+        "ok": False,
+        "error_code": 404,
+        "description": "Not Found: method not found",
+    }  # Client.cpp
     assert [name for name, _ in api.calls][-3:] == ["getMe", "sendTelepathy", "sendTelepathy"]
 
 

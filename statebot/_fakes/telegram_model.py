@@ -6,10 +6,11 @@
           |                                   |
           | HTTP: POST {base_url}{token}/M    | in process: BaseRequest.do_request
           v                                   v
-    FakeBotApi (statebot/_fakes/bot_api.py)   FakeTelegram (tests/telegram_fakes.py),
-    tornado in a thread, real sockets,        the bot's own loop and its FakeClock;
-    multipart parsed by tornado               files from RequestData.multipart_data
-          |                                   |
+    FakeBotApi (statebot/_fakes/bot_api.py)   in_process.ModelRequest, the base of
+    tornado in a thread, real sockets,        FakeTelegram (tests/telegram_fakes.py: the bot's
+    multipart parsed by tornado               own loop, its FakeClock, a call log) and
+                                              FastTelegram (bench/fake_request.py: counts only);
+          |                                   files from RequestData.multipart_data
           +----------------+------------------+
                            v
           TelegramModel.call(method, params, files)   <- one set of rules and state:
@@ -28,8 +29,7 @@ generated ``methods/*.py`` and ``types/*.py``, which carry the Bot API 10.3 page
 what is refused                                code  description; source
 =============================================  ====  =============================================
 a token that is not the bot's                  401   Unauthorized; Client.cpp fail_query_with_error
-a method the server does not have              404   Not Found; the server's answer to an unknown
-                                                     method (ClientManager), kept from before
+a method the server does not have              404   Not Found: method not found; Client.cpp
 a chat no update has shown                     400   chat not found; TDLib's CHAT_NOT_FOUND wording
 an id that is not an integer (chat, message,   400   <name> is empty / invalid; assumed (our words)
 draft, user)
@@ -270,7 +270,7 @@ class TelegramModel:
         confirms here: the door waits, then takes ``ready``."""
         found = self._methods.get(method.lower())
         if found is None:
-            raise ApiError(404, "Not Found")
+            raise ApiError(404, "Not Found: method not found")  # Client.cpp
         self._uploads = files or {}
         document = str(params.get("document"))  # Client.cpp get_input_file: attach://<part>
         self._part = document[9:] if document.startswith("attach://") else "document"
