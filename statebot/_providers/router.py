@@ -236,11 +236,12 @@ class Router:
                         if key == run.chosen:
                             run.model_level = run.retired = True
                         break
-                    if error.outcome is Outcome.TOO_LONG:  # never again on this model
+                    if error.outcome is Outcome.TOO_LONG:  # never again on this model; next,
                         run.too_long = run.too_long or {"model": key, "reason": error.public}
-                        chain[index + 1 :] = self._larger(run, key, chain)
-                        run.model_level = run.model_level or key == run.chosen  # its provider
-                        break  # is fine: its larger entries may serve
+                        chain[index + 1 :] = self._larger(run, key, chain)  # only larger ones
+                        # the model, not its provider, refused: its provider's larger entries may
+                        run.model_level = run.model_level or key == run.chosen
+                        break
                     if error.outcome in _STOP:
                         run.event(_STOP[error.outcome], model=key, reason=error.public)
                         return
