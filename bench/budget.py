@@ -4,7 +4,7 @@ answers stream, and how many calls a second each admits, by priority.
 Both limiters sit in front of the same fake HTTP call (20 ms, no network) and meet the same
 traffic on the real event loop and clock: N private chats each stream an answer, starting spread
 over half a second (a draft, awaited, then the next ``draft_seconds`` later, as
-``telegram_stream`` does; the final ``sendMessage`` when it ends, the answers ending one after
+``streaming`` does; the final ``sendMessage`` when it ends, the answers ending one after
 another in the second half of the run), while a user presses a menu button every 0.2 s
 (``answerCallbackQuery``, then ``editMessageText`` of the menu). "before" is AIORateLimiter,
 "after" the call budget; "adaptive" also spaces each answer's drafts by
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from telegram.ext import AIORateLimiter, BaseRateLimiter  # noqa: E402
 
 from statebot._clock import SystemClock  # noqa: E402
-from statebot._transports.telegram_budget import CallBudget, Priority  # noqa: E402
+from statebot._transports.telegram.budget import CallBudget, Priority  # noqa: E402
 
 LATENCY = 0.02  # seconds one Bot API call takes
 DRAFT_SECONDS = 0.5  # [telegram] draft_seconds

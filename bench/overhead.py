@@ -50,7 +50,7 @@ from statebot._providers.scripted import ScriptedBackend  # noqa: E402
 from statebot._settings import Settings  # noqa: E402
 from statebot._store.base import ChatRecord  # noqa: E402
 from statebot._store.sqlite import SqliteStore  # noqa: E402
-from statebot._transports.telegram_run import build_telegram  # noqa: E402
+from statebot._transports.telegram.run import build_telegram  # noqa: E402
 
 JSON = dict[str, Any]
 USERS = 32  # chats talking at once; below concurrent_updates (64), the same on every side

@@ -19,9 +19,9 @@ JSON = dict[str, Any]
 HOTSPOTS = (  # (label, [(file suffix, function)]): cumulative time of named code paths
     ("Engine.handle: every event, the answer's included", [("_engine/engine.py", "handle")]),
     ("FlowMachine.fire: one trigger, its callbacks included", [("_engine/machine.py", "fire")]),
-    ("Renderer: effects as Bot API calls", [("_transports/telegram_render.py", "_deliver")]),
+    ("Delivery: effects as Bot API calls", [("_transports/telegram/delivery.py", "_deliver")]),
     ("AnswerStream: ⏹ message, drafts, final message, cleanup",
-     [("_transports/telegram_stream.py", n) for n in ("_push", "finish", "set_buttons")]),
+     [("_transports/telegram/streaming.py", n) for n in ("_push", "finish", "set_buttons")]),
     ("python-telegram-bot: Bot API calls, results parsed",
      [("telegram/ext/_extbot.py", n) for n in (
          "send_message", "edit_message_text", "answer_callback_query", "send_message_draft",

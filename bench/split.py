@@ -2,16 +2,16 @@
 
     .venv/bin/python bench/split.py
 
-Baseline in the same run: one ``render`` of the whole answer (Markdown to entities), the least any
-splitter has to do. Two shapes: prose in lines, and one line with no break at all (the worst case
-for finding a cut).
+Baseline in the same run: one ``to_entities`` of the whole answer (Markdown to entities), the
+least any splitter has to do. Two shapes: prose in lines, and one line with no break at all (the
+worst case for finding a cut).
 """
 
 from __future__ import annotations
 
 import time
 
-from statebot._transports.telegram_format import render, split_markdown
+from statebot._transports.telegram.formatting import split_markdown, to_entities
 
 SIZES = (1 << 18, 1 << 20, 1 << 21)
 
@@ -31,7 +31,7 @@ def main(quick: bool = False) -> dict[str, list[dict[str, float]]]:
     ):
         for size in sizes:
             text = make(size)
-            split_s, render_s = timed(split_markdown, text), timed(render, text)
+            split_s, render_s = timed(split_markdown, text), timed(to_entities, text)
             pieces = len(split_markdown(text))
             figures[shape].append(
                 {"kb": size / 1024, "pieces": pieces, "split_s": split_s, "render_s": render_s}

@@ -37,7 +37,7 @@ from statebot._fakes.openai import FakeOpenAI, _Completions  # noqa: E402
 from statebot._providers.base import ChatRequest  # noqa: E402
 from statebot._providers.client import OpenAICompatibleClient  # noqa: E402
 from statebot._settings import Settings  # noqa: E402
-from statebot._transports.telegram_run import build_telegram  # noqa: E402
+from statebot._transports.telegram.run import build_telegram  # noqa: E402
 
 ANSWER = " ".join(f"слово{i} word{i}" for i in range(40))  # 80 pieces
 QUESTIONS = 2  # per chat: the second one comes with the first one's history

@@ -152,8 +152,8 @@ def _run(settings: Settings, flows: FlowSet) -> int:
 
     from ._errors import BotApiUnusable
     from ._store.sqlite import SqliteStore
-    from ._transports.telegram import quiet_http_logs
-    from ._transports.telegram_run import serve
+    from ._transports.telegram.run import serve
+    from ._transports.telegram.transport import quiet_http_logs
 
     telegram = settings.telegram
     token = telegram.token()

@@ -132,7 +132,9 @@ class TelegramSettings:
     draft_seconds: float = 0.5  # private chats: one draft update this often at most
     shutdown_grace_seconds: float = 20.0  # answers may finish this long after SIGTERM
     flood_retries: int = 5  # retries after Telegram's 429 "retry after"
-    messages_per_second: float = 30.0  # the bot's calls that count; 0: no limit (telegram_budget)
+    messages_per_second: float = (
+        30.0  # the bot's calls that count; 0: no limit (telegram/budget.py)
+    )
     group_messages_per_minute: float = 20.0  # to one group; 0: no limit
     concurrent_updates: int = 64  # updates handled at once (each chat still in order)
     # After Telegram's own Stop under a draft: keep what was streamed (one sendMessage, and
@@ -216,7 +218,7 @@ _MODEL = (
 )  # fmt: skip
 _DEMO = ("auto", "on", "off")
 _MODES = ("polling", "webhook")
-_RICH_MODES = ("auto", "off")  # [telegram] rich_messages (statebot/_transports/telegram_rich.py)
+_RICH_MODES = ("auto", "off")  # [telegram] rich_messages (statebot/_transports/telegram/api10.py)
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a token (RFC 9110, 5.1 and 5.6.2)
 _OUR_HEADERS = ("accept", "content-type", "content-length", "host", "transfer-encoding")

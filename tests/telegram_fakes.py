@@ -35,8 +35,8 @@ from statebot._fakes.telegram_model import ApiError, TelegramModel, rich_text, w
 from statebot._providers.base import Backend
 from statebot._settings import Settings
 from statebot._store.base import Store
-from statebot._transports.telegram import TelegramTransport
-from statebot._transports.telegram_run import build_telegram
+from statebot._transports.telegram.run import build_telegram
+from statebot._transports.telegram.transport import TelegramTransport
 from statebot.testing import FakeClock, ScriptedBackend
 
 BOT_ID = 777000
@@ -398,7 +398,7 @@ class TelegramKit:
 
     async def settle_pushes(self) -> None:
         """Until the messages being streamed are sent; an answer may still be running."""
-        await self.transport.renderer.settle()
+        await self.transport.delivery.settle()
 
     async def state(self, chat_id: int) -> str:
         return (await self.transport.engine.store.load(chat_id)).state

@@ -23,7 +23,7 @@ from telegram_fakes import TelegramKit
 from statebot import load_config
 from statebot._errors import ConfigError
 from statebot._settings import load_settings
-from statebot._transports.telegram_budget import CALL_PRIORITY, Priority
+from statebot._transports.telegram.budget import CALL_PRIORITY, Priority
 
 ANSWER = "[openai/gpt-oss-120b] answer to: Привет"  # the scripted answer, in three pieces
 ONE = ANSWER[: len(ANSWER) // 3]
@@ -64,7 +64,7 @@ def stopped_update(chat_id: int, draft_id: int) -> dict[str, object]:
 async def streaming(tg: TelegramKit, chat_id: int, text: str, **who: object) -> None:
     """Ask, and wait until the answer's first piece has been handed to the transport."""
     await tg.send(chat_id, text, wait=False, **who)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(
         lambda: any(s.chat_id == chat_id and s.streamed for s in streams.answers.values())
     )
@@ -241,7 +241,7 @@ async def test_the_final_message_goes_as_an_answer_and_group_previews_as_backgro
     await streaming(tg, -100, "@statebot_test_bot Привет", user_id=5)
     tg.clock.advance(0.5)  # the message that is edited as the answer grows
     await tg.settle_pushes()
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     next(iter(streams.answers.values())).add(" и ещё")
     tg.clock.advance(3)  # a preview edit
     await tg.settle_pushes()

@@ -13,7 +13,7 @@ import pytest
 from telegram.request import RequestData
 from telegram_fakes import FakeTelegram, Shown, TelegramKit, utf16
 
-from statebot._transports.telegram_format import TEXT_LIMIT
+from statebot._transports.telegram.formatting import TEXT_LIMIT
 
 HEAD = "Начало ответа: вот что получилось."
 _file_ids = itertools.count(1)

@@ -47,7 +47,7 @@ async def test_a_restart_replaces_the_draft_that_was_shown(tg: TelegramKit) -> N
     release = asyncio.Event()  # Groq streams a piece, waits, then its stream breaks
     tg.providers._set("groq", None, _Step(pieces=3, hold=release, hold_at=1, broken_at=1), 1)
     await tg.send(7, "Привет", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)
     await tg.settle_pushes()

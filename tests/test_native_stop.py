@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram_fakes import TelegramKit
 
-from statebot._transports.telegram import ALLOWED_UPDATES
+from statebot._transports.telegram.transport import ALLOWED_UPDATES
 
 STOPPED = "⏹ Остановлено."
 
@@ -39,7 +39,7 @@ def test_the_bot_asks_telegram_for_the_stop_update() -> None:
 async def test_telegrams_stop_under_a_draft_stops_the_answer(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Расскажи длинную историю", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)  # the first draft is due
     await tg.until(lambda: tg.fake.called("sendMessageDraft"))

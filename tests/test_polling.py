@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram import Bot, Update
 
-from statebot._transports.polling import Poller
+from statebot._transports.telegram.polling import Poller
 from statebot.testing import FakeBotApi
 
 

@@ -23,9 +23,7 @@ from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
 from statebot import load_config
 from statebot._clock import FakeClock
 from statebot._settings import Settings
-from statebot._transports.telegram_budget import CALL_PRIORITY, Priority
-from statebot._transports.telegram_format import TEXT_LIMIT, open_fence, split_markdown
-from statebot._transports.telegram_rich import (
+from statebot._transports.telegram.api10 import (
     RICH_BLOCK_LIMIT,
     RICH_TEXT_LIMIT,
     RichMessages,
@@ -33,7 +31,9 @@ from statebot._transports.telegram_rich import (
     rich_fits,
     rich_size,
 )
-from statebot._transports.telegram_send import Sender
+from statebot._transports.telegram.budget import CALL_PRIORITY, Priority
+from statebot._transports.telegram.calls import Sender
+from statebot._transports.telegram.formatting import TEXT_LIMIT, open_fence, split_markdown
 
 S = "settings.toml"
 CHAT, GROUP = 42, -100

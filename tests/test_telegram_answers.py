@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from telegram_fakes import BAD_ENTITIES, TelegramKit, utf16
 
-from statebot._transports.telegram_format import TEXT_LIMIT
+from statebot._transports.telegram.formatting import TEXT_LIMIT
 
 CODE = "\n".join(f"    print('строка {i} 🐍')" for i in range(300))
 LONG = f"😀 Вот код:\n\n```python\n{CODE}\n```\n\nГотово 🎉"
@@ -43,8 +43,8 @@ async def test_markdown_becomes_entities_in_the_final_message(tg: TelegramKit) -
 async def test_drafts_are_throttled_by_the_clock_in_a_private_chat(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Привет", wait=False)
-    await tg.until(lambda: tg.transport.renderer.streams.answers)
-    stream = next(iter(tg.transport.renderer.streams.answers.values()))
+    await tg.until(lambda: tg.transport.delivery.streams.answers)
+    stream = next(iter(tg.transport.delivery.streams.answers.values()))
     await tg.until(lambda: stream.live == ONE)
     await tg.settle_pushes()
     assert tg.fake.called("sendMessageDraft") == []  # due 0.5 s after the first piece
@@ -73,7 +73,7 @@ async def test_drafts_are_throttled_by_the_clock_in_a_private_chat(tg: TelegramK
 async def test_edits_are_throttled_in_a_group(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(-100, "@statebot_test_bot Привет", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.live == ONE for s in streams.answers.values()))
     stream = next(iter(streams.answers.values()))
     tg.clock.advance(0.5)  # the first message is due 0.5 s after the first piece
@@ -120,8 +120,8 @@ async def test_a_long_answers_draft_shows_its_newest_part_and_the_messages_come_
     answer = "[openai/gpt-oss-120b] " + "абв " * 1600  # 6427 units in three pieces
     release = tg.providers.hang("groq", after_pieces=2, text=answer)
     await tg.send(7, "a long one, please", wait=False)
-    await tg.until(lambda: tg.transport.renderer.streams.answers)
-    stream = next(iter(tg.transport.renderer.streams.answers.values()))
+    await tg.until(lambda: tg.transport.delivery.streams.answers)
+    stream = next(iter(tg.transport.delivery.streams.answers.values()))
     await tg.until(lambda: len(stream.streamed) > 4096)
     tg.clock.advance(0.5)
     await tg.settle_pushes()
@@ -145,7 +145,7 @@ async def test_rejected_entities_fall_back_to_plain_text_with_nothing_lost(
     tg.fake.fail("sendMessageDraft", BAD_ENTITIES, when=lambda params: "entities" in params)
     release = tg.providers.hang("groq", after_pieces=1, text=MARKDOWN)
     await tg.send(7, "Покажи разметку", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)  # a draft
     await tg.settle_pushes()
@@ -163,7 +163,7 @@ async def test_rejected_entities_in_a_group_edit_fall_back_too(tg: TelegramKit) 
     tg.fake.fail("editMessageText", BAD_ENTITIES, when=lambda params: "entities" in params)
     release = tg.providers.hang("groq", after_pieces=1, text=MARKDOWN)
     await tg.send(-100, "@statebot_test_bot разметку", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)  # the message that is edited into the answer
     await tg.settle_pushes()
@@ -177,7 +177,7 @@ async def test_a_bot_api_server_without_drafts_gets_edits_instead(tg: TelegramKi
     tg.fake.fail("sendMessageDraft", (404, {"description": "Not Found"}))  # an older server
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Привет", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)
     await tg.until(lambda: len(tg.fake.chat(7)) == 1)

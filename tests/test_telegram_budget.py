@@ -14,7 +14,7 @@ import pytest
 from telegram.error import RetryAfter
 from telegram_fakes import TelegramKit
 
-from statebot._transports.telegram_budget import CallBudget, Priority, call_priority
+from statebot._transports.telegram.budget import CallBudget, Priority, call_priority
 from statebot.testing import FakeClock
 
 # PTB's own RetryAfter warns that its retry_after will become a timedelta

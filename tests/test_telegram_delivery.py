@@ -19,7 +19,7 @@ from telegram_fakes import (
     utf16,
 )
 
-from statebot._transports.telegram_format import TEXT_LIMIT
+from statebot._transports.telegram.formatting import TEXT_LIMIT
 
 ANSWER = "[openai/gpt-oss-120b] answer to: Привет"  # the scripted answer, in three pieces
 FAILED_RU = "⚠️ С ответом что-то пошло не так. Спросите ещё раз, пожалуйста."
@@ -163,7 +163,7 @@ async def test_a_draft_never_exceeds_4096_units_when_text_arrives_during_a_send(
     answer = "[openai/gpt-oss-120b] " + "абвгд " * 2000  # 12,022 units in three pieces
     release = tg.providers.hang("groq", after_pieces=2, text=answer)
     await tg.send(7, "a long one, please", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(len(s.streamed) > 4096 for s in streams.answers.values()))
     stream = next(iter(streams.answers.values()))
     drafting = tg.fake.holds["sendMessageDraft"] = asyncio.Event()

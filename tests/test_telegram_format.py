@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from statebot._transports.telegram_format import (
+from statebot._transports.telegram.formatting import (
     TEXT_LIMIT,
     open_fence,
-    render,
     split_markdown,
     split_plain,
+    to_entities,
     utf16_len,
 )
 
@@ -22,7 +22,7 @@ LONG_ANSWER = f"😀 Вот код:\n\n```python\n{CODE}\n```\n\nГотово �
 
 
 def code_lines(piece: str) -> list[str]:
-    text = render(piece)
+    text = to_entities(piece)
     pre = [e for e in text.entities if e.type == "pre"]
     assert len(pre) == 1 and pre[0].language == "python"
     units = text.text.encode("utf-16-le")
@@ -55,14 +55,14 @@ def code_lines(piece: str) -> list[str]:
 def test_markdown_becomes_text_and_entities(
     markdown: str, text: str, entities: list[tuple[str, int, int]]
 ) -> None:
-    rendered = render(markdown)
+    rendered = to_entities(markdown)
     assert rendered.text == text
     assert [(e.type, e.offset, e.length) for e in rendered.entities] == entities
     assert rendered.source == markdown
 
 
 def test_markdown_that_renders_to_nothing_is_sent_as_it_is() -> None:
-    rendered = render("```\n```")
+    rendered = to_entities("```\n```")
     assert rendered.text == "```\n```"
     assert rendered.entities == ()
 
@@ -80,7 +80,7 @@ def test_a_code_block_crossing_the_limit_is_closed_and_opened_again() -> None:
     assert len(pieces) == 2
     for piece in pieces:
         assert utf16_len(piece) <= TEXT_LIMIT
-        assert utf16_len(render(piece).text) <= TEXT_LIMIT
+        assert utf16_len(to_entities(piece).text) <= TEXT_LIMIT
         assert open_fence(piece) is None  # every piece renders on its own
     assert pieces[0].startswith("😀 Вот код:")
     assert pieces[1].startswith("```python\n")
@@ -151,16 +151,16 @@ def test_splitting_is_linear_in_the_answers_size(
     """A piece is looked for only where it can end: each cut weighs at most the limit's worth of
     candidates, however long the rest is (a 2 MB answer took 6.2 s, quadratic; bench/split.py
     prints the times)."""
-    from statebot._transports import telegram_format
+    from statebot._transports.telegram import formatting
 
     weighed: list[int] = []
-    real = telegram_format._largest
+    real = formatting._largest
 
     def counting(cuts: Sequence[int], ok: Callable[[int], bool]) -> int | None:
         weighed.append(len(cuts))
         return real(cuts, ok)
 
-    monkeypatch.setattr(telegram_format, "_largest", counting)
+    monkeypatch.setattr(formatting, "_largest", counting)
     line = "word " * 20 + "\n" if shape == "lines" else "x" * 101
     pieces = split_markdown(line * 2000)  # about 200 KB
     assert len(pieces) > 40

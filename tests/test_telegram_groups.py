@@ -142,7 +142,7 @@ async def test_replies_and_answers_go_to_the_forum_topic_they_came_from(tg: Tele
 async def test_a_private_chats_topic_gets_its_drafts(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "вопрос", thread_id=9, wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)  # the first draft is due
     await tg.settle_pushes()

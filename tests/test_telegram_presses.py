@@ -12,7 +12,7 @@ import pytest
 from telegram_fakes import TelegramKit
 
 from statebot._engine.effects import Button
-from statebot._transports.telegram_send import markup
+from statebot._transports.telegram.calls import markup
 
 STALE = "⌛ Это меню устарело, вот актуальное:"
 
@@ -94,7 +94,7 @@ async def test_a_private_chat_has_no_stop_message_and_stop_keeps_the_partial_ans
 ) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Расскажи длинную историю", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)
     await tg.until(lambda: tg.fake.called("sendMessageDraft"))
@@ -112,7 +112,7 @@ async def test_stop_in_a_group_is_under_the_message_being_edited(tg: TelegramKit
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(-100, "/start@statebot_test_bot")
     await tg.send(-100, "@statebot_test_bot расскажи историю", user_id=5, wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)  # the answer's message is due
     await tg.until(lambda: any("⏹ Стоп" in m.labels for m in tg.fake.chat(-100)))

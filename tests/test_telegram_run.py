@@ -21,9 +21,9 @@ from statebot import load_config
 from statebot._cli import main
 from statebot._settings import Settings
 from statebot._store.sqlite import SqliteStore
-from statebot._transports import telegram_run
-from statebot._transports.telegram_run import drain, run
-from statebot._transports.webhook import SECRET_HEADER, WebhookServer
+from statebot._transports.telegram import run as telegram_run
+from statebot._transports.telegram.run import drain, run
+from statebot._transports.telegram.webhook import SECRET_HEADER, WebhookServer
 
 S = "settings.toml"
 SECRET = "s3cret-token_for-tests"
@@ -216,7 +216,7 @@ async def test_sigterm_lets_the_answer_finish_within_the_grace() -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     tg.fake.push({"update_id": 600, "message": message(7, "Привет")})
     running = asyncio.create_task(run(tg.transport, asyncio.Event()))
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()), steps=10_000)
     os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets the stop event
     await tg.until(lambda: not tg.transport.application.running, steps=10_000)
@@ -232,7 +232,7 @@ async def test_an_answer_over_the_grace_is_stopped_and_keeps_what_it_said() -> N
     tg = await TelegramKit.start(settings=with_telegram(shutdown_grace_seconds=0))
     tg.providers.hang("groq", after_pieces=1)  # never released
     await tg.send(7, "Привет", wait=False)
-    streams = tg.transport.renderer.streams
+    streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     await drain(tg.transport, tg.transport.bot.settings.telegram.shutdown_grace_seconds)
     answer = "[openai/gpt-oss-120b] answer to: Привет"  # in three pieces

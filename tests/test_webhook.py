@@ -13,7 +13,7 @@ import httpx
 import pytest
 from telegram_fakes import TelegramKit
 
-from statebot._transports.webhook import (
+from statebot._transports.telegram.webhook import (
     MAX_BODY_BYTES,
     SECRET_HEADER,
     NotAnUpdate,

@@ -40,8 +40,8 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken, NetworkError
 
-from .._clock import Clock, TimerHandle
-from .._engine.effects import (
+from ..._clock import Clock, TimerHandle
+from ..._engine.effects import (
     AnswerButtons,
     AnswerDone,
     AnswerRemoved,
@@ -49,10 +49,10 @@ from .._engine.effects import (
     AnswerStarted,
     Keyboard,
 )
-from .telegram_budget import Priority, call_priority
-from .telegram_format import utf16_len
-from .telegram_rich import RichMessages
-from .telegram_send import Sender, markup
+from .api10 import RichMessages
+from .budget import Priority, call_priority
+from .calls import Sender, markup
+from .formatting import utf16_len
 
 log = logging.getLogger("statebot.telegram")
 
@@ -354,7 +354,7 @@ class Streams:
         keep_on_stop: bool = True,
     ) -> None:
         self.sender = sender
-        self.out = RichMessages(sender, rich)  # answers: rich (telegram_rich) or entities
+        self.out = RichMessages(sender, rich)  # answers: rich (api10) or entities
         self.clock = clock
         self.draft_seconds = draft_seconds
         self.edit_seconds = edit_seconds

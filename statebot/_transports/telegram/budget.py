@@ -83,7 +83,7 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from .._clock import Clock, TimerHandle
+from ..._clock import Clock, TimerHandle
 
 log = logging.getLogger("statebot.telegram")
 

@@ -32,7 +32,7 @@ Not used, because the documentation does not confirm it: editing a text message 
 or back (the group path sends its live message rich, so it only edits rich into rich), and
 ``blocks`` or ``html`` input.
 
-The entity path (``telegram_format`` + ``telegram_send``) stays the fallback, chosen on first use
+The entity path (``formatting`` + ``calls``) stays the fallback, chosen on first use
 and sticky for the bot: a 404 (python-telegram-bot's InvalidToken, or EndPointNotFound once the
 bot is initialized) or a BadRequest for a rich call turns Rich Messages off for good, logged once
 at WARNING, and the message that failed goes out the entity way, so nothing is lost. A piece over
@@ -50,9 +50,9 @@ from typing import Any
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, EndPointNotFound, InvalidToken
 
-from .telegram_budget import Priority, call_priority
-from .telegram_format import fits, render, split_markdown
-from .telegram_send import Sender
+from .budget import Priority, call_priority
+from .calls import Sender
+from .formatting import fits, split_markdown, to_entities
 
 log = logging.getLogger("statebot.telegram")
 
@@ -186,7 +186,7 @@ class RichMessages:
             under = keyboard if index == len(pieces) - 1 else None
             with call_priority(priority) if priority else contextlib.nullcontext():
                 sent = await self.sender.send(
-                    chat_id, render(piece), thread_id=thread_id, keyboard=under
+                    chat_id, to_entities(piece), thread_id=thread_id, keyboard=under
                 )
             last = sent or last
         return last
@@ -227,7 +227,7 @@ class RichMessages:
         if not fits(markdown):
             return False  # the caller sends it anew, in pieces
         return await self.sender.edit(
-            chat_id, message_id, render(markdown), keyboard, priority=priority
+            chat_id, message_id, to_entities(markdown), keyboard, priority=priority
         )
 
     async def draft(
@@ -250,7 +250,7 @@ class RichMessages:
             except _OFF_ERRORS as exc:
                 self._off("sendRichMessageDraft", exc)
         text = markdown if fits(markdown) else split_markdown(markdown)[-1]
-        await self.sender.draft(chat_id, draft_id, render(text), thread_id)
+        await self.sender.draft(chat_id, draft_id, to_entities(text), thread_id)
 
 
 def _present(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 A reply to a press edits the menu that was pressed (never a message holding an answer); every
 press gets its callback answered, with the text the engine decided (``PressAnswer``: a stale
 press's "this menu is out of date"), so no button keeps spinning. Flow texts are plain text;
-answers are Markdown and stream through ``telegram_stream``. Calls are retried (``Sender``); a
+answers are Markdown and stream through ``streaming``. Calls are retried (``Sender``); a
 call that still fails is logged and the engine goes on, except for an answer's end: that raises,
 so that the engine tells the user and keeps no answer they never got.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from .._clock import Clock, TimerHandle
-from .._engine.effects import (
+from ..._clock import Clock, TimerHandle
+from ..._engine.effects import (
     AnswerButtons,
     AnswerDelta,
     AnswerDone,
@@ -30,10 +30,10 @@ from .._engine.effects import (
     PressAnswer,
     Reply,
 )
-from .._engine.engine import Deliver
-from .telegram_format import TEXT_LIMIT, Rendered, utf16_len
-from .telegram_send import Scope, Sender, markup, scope_for
-from .telegram_stream import Streams
+from ..._engine.engine import Deliver
+from .calls import Scope, Sender, markup, scope_for
+from .formatting import TEXT_LIMIT, Formatted, utf16_len
+from .streaming import Streams
 
 log = logging.getLogger("statebot.telegram")
 
@@ -65,7 +65,7 @@ class Relay:
         self._target = target
 
 
-class Renderer:
+class Delivery:
     """Effects as Bot API calls, per chat; answers are handed to ``Streams``."""
 
     def __init__(
@@ -159,7 +159,7 @@ class Renderer:
             and target not in view.answer_ids
             and utf16_len(reply.text) <= TEXT_LIMIT
             and await self.sender.edit(
-                chat_id, target, Rendered(reply.text, reply.text, ()), keyboard
+                chat_id, target, Formatted(reply.text, reply.text, ()), keyboard
             )
         ):
             view.menu_id = target

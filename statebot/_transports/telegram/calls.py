@@ -3,7 +3,7 @@
 A group that became a supergroup (ChatMigrated) is followed to its new id and the call is made
 again; a user who blocked the bot (Forbidden) silences the chat until they write again; entities
 Telegram rejects fall back to the Markdown as plain text, so nothing is lost; "message is not
-modified" is success. Flood limits (RetryAfter) are the call budget's (``telegram_budget``): the
+modified" is success. Flood limits (RetryAfter) are the call budget's (``budget``): the
 whole bot waits and the call is made again. The budget orders calls by priority (a press and a
 reply before drafts, typing and button tidying; ``edit`` and ``set_keyboard`` take the caller's
 ``priority``) and may give up a draft, typing or background edit, which then answers True.
@@ -36,11 +36,11 @@ from telegram.error import (
     TimedOut,
 )
 
-from .._clock import Clock, SystemClock
-from .._engine.effects import Keyboard
-from .._settings import CALLBACK_DATA_LIMIT
-from .telegram_budget import CallBudget, Priority, call_priority
-from .telegram_format import Rendered, split_plain
+from ..._clock import Clock, SystemClock
+from ..._engine.effects import Keyboard
+from ..._settings import CALLBACK_DATA_LIMIT
+from .budget import CallBudget, Priority, call_priority
+from .formatting import Formatted, split_plain
 
 log = logging.getLogger("statebot.telegram")
 
@@ -226,7 +226,7 @@ class Sender:
     async def send(
         self,
         chat_id: int,
-        rendered: Rendered,
+        rendered: Formatted,
         *,
         thread_id: int | None = None,
         keyboard: InlineKeyboardMarkup | None = None,
@@ -275,7 +275,7 @@ class Sender:
         self,
         chat_id: int,
         message_id: int,
-        rendered: Rendered,
+        rendered: Formatted,
         keyboard: InlineKeyboardMarkup | None = None,
         *,
         priority: Priority | None = None,
@@ -325,7 +325,7 @@ class Sender:
                 log.info("buttons of message %s not changed: %s", message_id, exc)
 
     async def draft(
-        self, chat_id: int, draft_id: int, rendered: Rendered, thread_id: int | None
+        self, chat_id: int, draft_id: int, rendered: Formatted, thread_id: int | None
     ) -> None:
         """A private chat's preview of an answer; rejected entities show the source instead."""
         for text, entities in ((rendered.text, rendered.entities), (rendered.source, ())):

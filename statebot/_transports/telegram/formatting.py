@@ -6,7 +6,7 @@ limit in UTF-16 code units, so an emoji counts twice. Answers are split in their
 paragraph or a line where possible, and a code block cut in two is closed and opened again, so
 that every piece renders on its own and a piece already sent never changes; each piece also fits
 as raw text, so that the plain-text fallback loses nothing. A table cut in two repeats its header
-row in the next piece. The same splitter serves Rich Messages (``telegram_rich``), whose limits
+row in the next piece. The same splitter serves Rich Messages (``api10``), whose limits
 are not the entity path's: ``split_markdown`` takes the measure a piece must pass (``fit``).
 """
 
@@ -41,7 +41,7 @@ def utf16_len(text: str) -> int:
 
 
 @dataclass(frozen=True)
-class Rendered:
+class Formatted:
     """One message's worth: ``source`` is the Markdown, sent as it is if Telegram rejects
     the entities."""
 
@@ -50,16 +50,16 @@ class Rendered:
     entities: tuple[MessageEntity, ...]
 
 
-def render(source: str) -> Rendered:
+def to_entities(source: str) -> Formatted:
     """Markdown → text and entities; the source itself when conversion fails or leaves nothing."""
     try:
         text, entities = telegramify_markdown.convert(literal_html(source), config=_CONFIG)
     except Exception:
         log.exception("markdown conversion failed; sending the text as it is")
-        return Rendered(source, source, ())
+        return Formatted(source, source, ())
     if not text.strip():
-        return Rendered(source, source, ())
-    return Rendered(source, text, tuple(_entity(e) for e in entities))
+        return Formatted(source, source, ())
+    return Formatted(source, text, tuple(_entity(e) for e in entities))
 
 
 def literal_html(source: str) -> str:
@@ -107,7 +107,7 @@ def _entity(e: telegramify_markdown.MessageEntity) -> MessageEntity:
 
 
 def fits(source: str, limit: int = TEXT_LIMIT) -> bool:
-    return utf16_len(source) <= limit and utf16_len(render(source).text) <= limit
+    return utf16_len(source) <= limit and utf16_len(to_entities(source).text) <= limit
 
 
 def split_markdown(

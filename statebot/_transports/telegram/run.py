@@ -22,17 +22,17 @@ from telegram.error import InvalidToken
 from telegram.ext import BaseRateLimiter
 from telegram.request import BaseRequest, HTTPXRequest
 
-from .._bot import build_bot
-from .._clock import Clock
-from .._errors import BotApiUnusable
-from .._flows.model import FlowSet
-from .._metrics import MeteredRequest, MetricsServer
-from .._providers.base import Backend
-from .._settings import Settings
-from .._store.base import Store
+from ..._bot import build_bot
+from ..._clock import Clock
+from ..._errors import BotApiUnusable
+from ..._flows.model import FlowSet
+from ..._metrics import MeteredRequest, MetricsServer
+from ..._providers.base import Backend
+from ..._settings import Settings
+from ..._store.base import Store
+from .delivery import Relay
 from .polling import Poller
-from .telegram import ALLOWED_UPDATES, TelegramTransport
-from .telegram_render import Relay
+from .transport import ALLOWED_UPDATES, TelegramTransport
 from .webhook import WebhookServer
 
 log = logging.getLogger("statebot.telegram")
@@ -172,4 +172,4 @@ async def drain(transport: TelegramTransport, grace: float) -> None:
         await transport.engine.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(transport.settle(), FLUSH_SECONDS)
-    transport.renderer.close()
+    transport.delivery.close()

@@ -1,4 +1,4 @@
-"""Telegram: updates become engine events, effects go back through ``telegram_render``.
+"""Updates in: each becomes an engine Event in its chat's order; effects go out by ``delivery``.
 
 One python-telegram-bot Application handles updates concurrently across chats; each chat keeps
 its order because an update takes its chat's gate before its first await (a group's admin check
@@ -18,14 +18,14 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, TypeHandler
 from telegram.request import BaseRequest
 
-from .._bot import Bot
-from .._engine.events import Event, Kind
-from .._engine.locks import ChatLocks
-from .._errors import BotApiUnusable
-from .._store.base import ChatRecord
-from .telegram_budget import CallBudget
-from .telegram_render import Relay, Renderer
-from .telegram_send import SCOPE, Scope, Sender, scope_for
+from ..._bot import Bot
+from ..._engine.events import Event, Kind
+from ..._engine.locks import ChatLocks
+from ..._errors import BotApiUnusable
+from ..._store.base import ChatRecord
+from .budget import CallBudget
+from .calls import SCOPE, Scope, Sender, scope_for
+from .delivery import Delivery, Relay
 from .webhook import NotAnUpdate
 
 log = logging.getLogger("statebot.telegram")
@@ -85,7 +85,7 @@ class TelegramTransport:
             self.application.bot, {}, self._on_migrate, self._on_blocked, clock=bot.clock,
             budget=limiter if isinstance(limiter, CallBudget) else None,
         )  # fmt: skip
-        self.renderer = Renderer(
+        self.delivery = Delivery(
             self.sender, bot.clock, answering=self.engine.answering,
             draft_seconds=settings.draft_seconds, edit_seconds=settings.stream_edit_seconds,
             rich=settings.rich_messages,
@@ -124,7 +124,7 @@ class TelegramTransport:
             await self.set_commands()
         except TelegramError as exc:
             log.warning("the command menu was not published (the bot runs without it): %s", exc)
-        await self.relay.attach(self.renderer.deliver)
+        await self.relay.attach(self.delivery.deliver)
 
     async def set_commands(self) -> None:
         """setMyCommands for each language, the first language's also as the default; each
@@ -156,8 +156,8 @@ class TelegramTransport:
         """Until nothing runs: answers, what they post, and the messages being streamed."""
         while True:
             await self.engine.settle()
-            await self.renderer.settle()
-            if not self.renderer.streams.tasks and not self.engine.answers.busy():
+            await self.delivery.settle()
+            if not self.delivery.streams.tasks and not self.engine.answers.busy():
                 return
 
     # --- updates --------------------------------------------------------------------------
@@ -180,7 +180,7 @@ class TelegramTransport:
         chat = update.effective_chat
         if chat is None:
             if update.callback_query is not None:  # a press in an inline message: still answered
-                await self.renderer.answer_press(Scope(0, query_id=update.callback_query.id))
+                await self.delivery.answer_press(Scope(0, query_id=update.callback_query.id))
             stopped = update.api_kwargs.get("stopped_message_generation")
             if isinstance(stopped, dict):  # python-telegram-bot 22.8 does not know it yet
                 await self._stop_generation(stopped)
@@ -201,7 +201,7 @@ class TelegramTransport:
         if not isinstance(chat_id, int):
             log.warning("a stopped_message_generation update without a chat id: ignored")
             return
-        streams = self.renderer.streams.answers.items()
+        streams = self.delivery.streams.answers.items()
         running = [a for a, s in streams if s.chat_id == chat_id and not s.done]
         if not running:
             log.info("a stop for chat %s came after its answer ended", chat_id)
@@ -247,7 +247,7 @@ class TelegramTransport:
                 who = await self._who(update, chat, query.from_user, None, thread)
                 await self._handle(Event.press(chat.id, query.data, **who), scope)
         finally:
-            await self.renderer.answer_press(scope)
+            await self.delivery.answer_press(scope)
 
     async def _message(self, update: Update, chat: Chat, message: Message, *, edited: bool) -> None:
         if chat.type == ChatType.CHANNEL:
@@ -282,7 +282,7 @@ class TelegramTransport:
         for old, new in scope.migrations:
             await self.migrate(old, new)
         if not answering:  # this update started an answer: "typing" until it streams
-            await self.renderer.expect_answer(event.chat_id)
+            await self.delivery.expect_answer(event.chat_id)
 
     async def _who(
         self, update: Update, chat: Chat, user: User | None, sender: Chat | None, thread: int | None
