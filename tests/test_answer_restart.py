@@ -33,10 +33,12 @@ async def tg() -> AsyncIterator[TelegramKit]:
     await kit.aclose()
 
 
+@pytest.mark.xfail(strict=True, reason="the ℹ️ fallback notice repeats the restart's notice")
 async def test_a_stream_cut_under_a_draft_restarts_on_the_next_model(tg: TelegramKit) -> None:
     tg.providers.break_after("groq", 1)
     await tg.send(7, "Привет")
-    assert tg.fake.texts(7) == [RESTARTED, CEREBRAS, FALLBACK]  # no Groq part, no "incomplete"
+    # no Groq part, no "incomplete", and one notice of the switch (not the ℹ️ one as well)
+    assert tg.fake.texts(7) == [RESTARTED, CEREBRAS]
     assert tg.fake.chat(7)[-2].labels == ["🔄 Ещё раз"]
     history = (await tg.transport.engine.store.load(7)).history
     assert [m["content"] for m in history] == ["Привет", "[gpt-oss-120b] answer to: Привет"]
@@ -55,7 +57,7 @@ async def test_a_restart_replaces_the_draft_that_was_shown(tg: TelegramKit) -> N
     assert "[openai" in str(groq_draft)
     release.set()
     await tg.settle()
-    assert tg.fake.texts(7) == [RESTARTED, CEREBRAS, FALLBACK]
+    assert tg.fake.texts(7)[:2] == [RESTARTED, CEREBRAS]
     assert {d["draft_id"] for d in drafts(tg)} == {groq_draft["draft_id"]}  # the same, replaced
 
 
