@@ -151,8 +151,10 @@ def _actions(registry: Registry) -> None:
 
     @registry.action("mark_fallback")
     async def mark_fallback(turn: Turn) -> None:
-        """Remember which model answered for the chat's own, so that it is told once."""
-        turn.record.notices[FALLBACK_NOTICE] = str(turn.payload.get("model_key", ""))
+        """Remember which model answers for the chat's own, so that it is told once: the
+        stand-in an event offers (``answer_restarted``), else the model that answered."""
+        answering = turn.payload.get("offered_key") or turn.payload.get("model_key", "")
+        turn.record.notices[FALLBACK_NOTICE] = str(answering)
 
     @registry.action("mark_replacement")
     async def mark_replacement(turn: Turn) -> None:
