@@ -259,3 +259,35 @@ async def test_transitions_still_swallows_a_cancellation_inside_a_trigger() -> N
     await reached.wait()
     firing.cancel()
     assert await firing is False  # swallowed: "not fired", no CancelledError
+
+
+# An answer starts only once the turn that started it is saved: a crash in between (here a save
+# that fails) left the question queued and answered twice after the restart (issue 15).
+
+
+async def test_a_question_whose_turn_was_not_saved_reaches_no_provider() -> None:
+    store = FailingSaves()
+    async with await _kit(store) as kit:
+        chat = kit.chat()
+        await chat.send("/start")
+        store.fail = 1  # the save of the turn that starts the answer
+        with pytest.raises(StoreError, match="locked"):
+            await chat.send("question", wait=False)
+        await kit.settle()
+        assert kit.providers.requests == []
+
+
+async def test_a_queued_question_taken_by_an_unsaved_turn_reaches_no_provider() -> None:
+    store = FailingSaves()
+    async with await _kit(store) as kit:
+        chat = kit.chat()
+        release = kit.providers.hang("groq", after_pieces=1)
+        await chat.send("first", wait=False)
+        await kit.until(lambda: chat.streamed)
+        await chat.send("second", wait=False)  # queued behind the first
+        store.fail = 2  # both saves of the turn that ends the first and takes the second
+        release.set()
+        await kit.settle()
+        asked = [r.messages[-1]["content"] for r in kit.providers.requests]
+        assert asked == ["first"]
+        assert [q["text"] for q in (await store.load(chat.chat_id)).data["pending"]] == ["second"]
