@@ -149,3 +149,16 @@ def test_a_button_whose_callback_data_would_not_fit_is_left_out() -> None:
     keyboard = markup(((Button("ok", "model", "k" * 58), Button("too long", "model", "k" * 59)),))
     assert keyboard is not None  # "model:" + 58 bytes is 64, Telegram's limit
     assert [b.text for row in keyboard.inline_keyboard for b in row] == ["ok"]
+
+
+@pytest.mark.xfail(strict=True, reason="TelegramKit.press ids were q{len(calls)}: shared")
+async def test_two_presses_with_no_call_between_are_two_queries(tg: TelegramKit) -> None:
+    await tg.send(7, "/menu")
+    menu = copy.deepcopy(tg.fake.chat(7)[-1])
+    calls = len(tg.fake.calls)
+    await tg.press(7, "🤖 Выбрать модель", on=menu, wait=False)
+    del tg.fake.calls[calls:]  # as if the first press had made no call yet
+    await tg.press(7, "🤖 Выбрать модель", on=menu, wait=False)
+    await tg.settle()
+    answered = [query for query, answer in tg.fake.model.presses.items() if answer is not None]
+    assert len(answered) == 2  # each press its own query, each answered once
