@@ -19,7 +19,7 @@ import json
 import re
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -320,6 +320,11 @@ def message(chat_id: int, text: str | None = None, *, user_id: int | None = None
     return out
 
 
+def with_rich_messages(settings: Settings, mode: str) -> Settings:
+    """``settings`` with [telegram] rich_messages = ``mode`` ("auto" ships; "off": entities)."""
+    return replace(settings, telegram=replace(settings.telegram, rich_messages=mode))
+
+
 class TelegramKit:
     """The shipped bot behind a FakeTelegram: scripted providers, a fake clock."""
 
@@ -327,17 +332,21 @@ class TelegramKit:
                  clock: FakeClock) -> None:  # fmt: skip
         self.transport, self.fake, self.providers, self.clock = transport, fake, backend, clock
         self._update_ids = itertools.count(1)
+        self._query_ids = itertools.count(1)  # one per press, calls or none in between
 
     @classmethod
     async def start(
         cls, *, settings: Settings | None = None, admins: frozenset[int] = frozenset(),
         production_limiter: bool = False, backend: Backend | None = None,
-        store: Store | None = None, initialize: bool = True,
+        store: Store | None = None, initialize: bool = True, rich_messages: str | None = None,
     ) -> TelegramKit:  # fmt: skip
         """The shipped settings and flows. Telegram's flood limits are off unless
-        ``production_limiter``: they would make a test wait for real."""
+        ``production_limiter``: they would make a test wait for real. ``rich_messages``
+        overrides [telegram] rich_messages ("off": a test of the entity path)."""
         loaded, flows = load_config(SETTINGS, FLOWS)
         settings = settings or loaded
+        if rich_messages is not None:
+            settings = with_rich_messages(settings, rich_messages)
         clock, scripted = FakeClock(), ScriptedBackend(settings)
         fake = FakeTelegram(TOKEN, clock.wall)
         limiter: BaseRateLimiter[Any] | None = None
@@ -379,7 +388,7 @@ class TelegramKit:
         target = on or self.fake.with_button(chat_id, label)
         sender = user(who.get("user_id") or abs(chat_id), who.get("language", "ru"))
         query = {
-            "id": f"q{len(self.fake.calls)}", "from": sender,
+            "id": f"q{next(self._query_ids)}", "from": sender,
             "chat_instance": "ci", "data": data if data is not None else target.data_of(label),
             "message": self.fake.message_of(target),
         }  # fmt: skip
