@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+import pytest
 from conftest import FLOWS, SETTINGS
 from telegram import Update
 from telegram.error import NetworkError, TimedOut
@@ -295,6 +296,11 @@ def chat_of(chat_id: int) -> JSON:
 _user_message_ids = itertools.count(50_000)
 
 
+def shown_text(params: JSON) -> str:
+    """The text a send, edit or draft call shows: ``text``, or a rich message's Markdown."""
+    return str(params.get("text") or params.get("rich_message", {}).get("markdown", ""))
+
+
 def utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -325,12 +331,18 @@ def with_rich_messages(settings: Settings, mode: str) -> Settings:
     return replace(settings, telegram=replace(settings.telegram, rich_messages=mode))
 
 
+# For a module's ``tg`` fixture that passes ``request.param`` to ``TelegramKit.start``:
+entity_path = pytest.mark.parametrize("tg", ["off"], ids=["entities"], indirect=True)
+both_paths = pytest.mark.parametrize("tg", ["auto", "off"], ids=["rich", "entities"], indirect=True)
+
+
 class TelegramKit:
     """The shipped bot behind a FakeTelegram: scripted providers, a fake clock."""
 
     def __init__(self, transport: TelegramTransport, fake: FakeTelegram, backend: ScriptedBackend,
-                 clock: FakeClock) -> None:  # fmt: skip
+                 clock: FakeClock, rich_messages: str = "auto") -> None:  # fmt: skip
         self.transport, self.fake, self.providers, self.clock = transport, fake, backend, clock
+        self.rich_messages = rich_messages  # as configured; the bot may have turned it off since
         self._update_ids = itertools.count(1)
         self._query_ids = itertools.count(1)  # one per press, calls or none in between
 
@@ -361,7 +373,7 @@ class TelegramKit:
         _seen_first(transport, fake)
         if initialize:
             await transport.initialize()
-        return cls(transport, fake, scripted, clock)
+        return cls(transport, fake, scripted, clock, settings.telegram.rich_messages)
 
     @property
     def bot(self) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from telegram_fakes import BAD_ENTITIES, TelegramKit, utf16
+from telegram_fakes import BAD_ENTITIES, TelegramKit, entity_path, utf16
 
 from statebot._transports.telegram.formatting import TEXT_LIMIT
 
@@ -20,8 +20,8 @@ ONE, TWO = ANSWER[:THIRD], ANSWER[: 2 * THIRD]
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -30,6 +30,7 @@ def entities_of(message: object) -> list[tuple[str, int, int]]:
     return [(e["type"], e["offset"], e["length"]) for e in message.entities]  # type: ignore[attr-defined]
 
 
+@entity_path  # Markdown → entities: the entity path (rich_messages = "off")
 async def test_markdown_becomes_entities_in_the_final_message(tg: TelegramKit) -> None:
     tg.providers.answer("groq", MARKDOWN)
     await tg.send(7, "Покажи разметку")
@@ -40,6 +41,7 @@ async def test_markdown_becomes_entities_in_the_final_message(tg: TelegramKit) -
     assert all("parse_mode" not in params for _, params in tg.fake.calls)  # never MarkdownV2
 
 
+@entity_path  # drafts as sendMessageDraft: the entity path (rich_messages = "off")
 async def test_drafts_are_throttled_by_the_clock_in_a_private_chat(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Привет", wait=False)
@@ -98,6 +100,7 @@ async def test_edits_are_throttled_in_a_group(tg: TelegramKit) -> None:
     assert tg.fake.called("sendMessageDraft") == []
 
 
+@entity_path  # 4096-unit text messages: the entity path (rich_messages = "off")
 async def test_a_long_answer_is_split_without_breaking_the_code_block(tg: TelegramKit) -> None:
     tg.providers.answer("groq", LONG, pieces=1)
     await tg.send(7, "Код, пожалуйста")
@@ -114,6 +117,7 @@ async def test_a_long_answer_is_split_without_breaking_the_code_block(tg: Telegr
     assert "".join(code).replace("\n", "") == CODE.replace("\n", "")
 
 
+@entity_path  # 4096-unit drafts: the entity path (rich_messages = "off")
 async def test_a_long_answers_draft_shows_its_newest_part_and_the_messages_come_at_the_end(
     tg: TelegramKit,
 ) -> None:
@@ -138,6 +142,7 @@ async def test_a_long_answers_draft_shows_its_newest_part_and_the_messages_come_
     assert " ".join(parts).split() == answer.split()  # nothing lost, nothing doubled
 
 
+@entity_path  # entities refused: the entity path (rich_messages = "off")
 async def test_rejected_entities_fall_back_to_plain_text_with_nothing_lost(
     tg: TelegramKit,
 ) -> None:
@@ -159,6 +164,7 @@ async def test_rejected_entities_fall_back_to_plain_text_with_nothing_lost(
     assert "entities" in drafts[0] and "entities" not in drafts[1]
 
 
+@entity_path  # entities refused: the entity path (rich_messages = "off")
 async def test_rejected_entities_in_a_group_edit_fall_back_too(tg: TelegramKit) -> None:
     tg.fake.fail("editMessageText", BAD_ENTITIES, when=lambda params: "entities" in params)
     release = tg.providers.hang("groq", after_pieces=1, text=MARKDOWN)
@@ -173,6 +179,7 @@ async def test_rejected_entities_in_a_group_edit_fall_back_too(tg: TelegramKit) 
     assert (answer.text, answer.entities) == (MARKDOWN, [])
 
 
+@entity_path  # no sendMessageDraft: the entity path (rich_messages = "off")
 async def test_a_bot_api_server_without_drafts_gets_edits_instead(tg: TelegramKit) -> None:
     tg.fake.fail("sendMessageDraft", (404, {"description": "Not Found"}))  # an older server
     release = tg.providers.hang("groq", after_pieces=1)

@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from telegram_fakes import (
     BAD_GATEWAY,
     SERVER_ERROR,
     TelegramKit,
+    both_paths,
+    entity_path,
+    shown_text,
     timed_out,
     unreachable,
     utf16,
 )
 
+from statebot._transports.telegram.api10 import RICH_TEXT_LIMIT, rich_size
 from statebot._transports.telegram.formatting import TEXT_LIMIT
 
 ANSWER = "[openai/gpt-oss-120b] answer to: Привет"  # the scripted answer, in three pieces
@@ -26,8 +31,8 @@ FAILED_RU = "⚠️ С ответом что-то пошло не так. Спр
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -53,18 +58,28 @@ async def run_until(
         await tg.settle()
 
 
-def is_answer(params: dict[str, object]) -> bool:
-    return str(params.get("text", "")).startswith("[openai")
+def is_answer(params: dict[str, Any]) -> bool:
+    return shown_text(params).startswith("[openai")
 
 
+def sends(tg: TelegramKit) -> str:
+    """The method that sends an answer's final message in the kit's mode."""
+    return "sendRichMessage" if tg.rich_messages == "auto" else "sendMessage"
+
+
+def drafts(tg: TelegramKit) -> str:
+    return "sendRichMessageDraft" if tg.rich_messages == "auto" else "sendMessageDraft"
+
+
+@both_paths  # retried as a Rich Message and as text with entities alike
 async def test_a_502_on_the_final_message_is_retried_and_the_answer_arrives(
     tg: TelegramKit,
 ) -> None:
-    tg.fake.fail("sendMessage", BAD_GATEWAY, times=2, when=is_answer)
+    tg.fake.fail(sends(tg), BAD_GATEWAY, times=2, when=is_answer)
     await tg.send(7, "Привет", wait=False)
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     assert [m.text for m in tg.fake.chat(7)] == [ANSWER]  # ⏳ with ⏹ gone, the answer there
-    assert len([p for p in tg.fake.called("sendMessage") if is_answer(p)]) == 3
+    assert len([p for p in tg.fake.called(sends(tg)) if is_answer(p)]) == 3
     history = (await tg.transport.engine.store.load(7)).history
     assert [t["content"] for t in history] == ["Привет", ANSWER]
 
@@ -78,10 +93,11 @@ async def test_a_500_on_the_final_group_edit_is_retried(tg: TelegramKit) -> None
     assert answer.text == ANSWER and "⏹ Стоп" not in answer.labels
 
 
+@both_paths  # a 5xx is no refusal of Rich Messages: the answer is not resent as entities
 async def test_when_retries_run_out_the_user_is_told_and_history_keeps_no_answer(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tg.fake.fail("sendMessage", BAD_GATEWAY, times=1000, when=is_answer)
+    tg.fake.fail(sends(tg), BAD_GATEWAY, times=1000, when=is_answer)
     await tg.send(7, "Привет", wait=False)
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     shown = tg.fake.chat(7)
@@ -126,6 +142,7 @@ def drafts_to(tg: TelegramKit, chat_id: int) -> list[dict[str, object]]:
     return [d for d in tg.fake.called("sendMessageDraft") if d["chat_id"] == chat_id]
 
 
+@entity_path  # sendMessageDraft (a rich draft's 400 turns Rich Messages off: test_rich_messages)
 async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: TelegramKit) -> None:
     tg.fake.fail(
         "sendMessageDraft",
@@ -143,38 +160,47 @@ async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: Telegr
     assert tg.fake.texts(8)[-1] == ANSWER
 
 
+@both_paths  # sendRichMessageDraft or sendMessageDraft
 async def test_a_5xx_on_drafts_falls_back_once_without_tracebacks(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tg.fake.fail("sendMessageDraft", BAD_GATEWAY, times=1000)
+    tg.fake.fail(drafts(tg), BAD_GATEWAY, times=1000)
     release = tg.providers.hang("groq", after_pieces=1, text=ANSWER)
     await tg.send(7, "Привет", wait=False)
-    await run_until(tg, lambda: tg.fake.called("sendMessageDraft"), settle=False)
+    await run_until(tg, lambda: tg.fake.called(drafts(tg)), settle=False)
     release.set()
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
-    assert len(tg.fake.called("sendMessageDraft")) == 1  # not tried on every push
+    assert len(tg.fake.called(drafts(tg))) == 1  # not tried on every push
     assert ANSWER in tg.fake.texts(7)
     assert not [r for r in caplog.records if r.exc_info]
 
 
-async def test_a_draft_never_exceeds_4096_units_when_text_arrives_during_a_send(
+def limit_of(tg: TelegramKit) -> tuple[Callable[[str], int], int]:
+    """How a message's text is measured, and its limit, in the kit's mode."""
+    return (rich_size, RICH_TEXT_LIMIT) if tg.rich_messages == "auto" else (utf16, TEXT_LIMIT)
+
+
+@both_paths  # 4096 UTF-16 units for text, 32768 UTF-8 bytes for a Rich Message
+async def test_a_draft_never_exceeds_its_limit_when_text_arrives_during_a_send(
     tg: TelegramKit,
 ) -> None:
-    answer = "[openai/gpt-oss-120b] " + "абвгд " * 2000  # 12,022 units in three pieces
+    size, limit = limit_of(tg)
+    words = 6000 if tg.rich_messages == "auto" else 2000  # two pieces over one message's limit,
+    answer = "[openai/gpt-oss-120b] " + "абвгд " * words  # three in three messages (not a file)
     release = tg.providers.hang("groq", after_pieces=2, text=answer)
     await tg.send(7, "a long one, please", wait=False)
     streams = tg.transport.delivery.streams
-    await tg.until(lambda: any(len(s.streamed) > 4096 for s in streams.answers.values()))
+    await tg.until(lambda: any(size(s.streamed) > limit for s in streams.answers.values()))
     stream = next(iter(streams.answers.values()))
-    drafting = tg.fake.holds["sendMessageDraft"] = asyncio.Event()
-    tg.clock.advance(0.5)  # the first draft: the newest 4096 units at most
-    await tg.until(lambda: len(tg.fake.called("sendMessageDraft")) == 1)
-    release.set()  # a third piece of 4,000 units arrives while that draft is on its way
+    drafting = tg.fake.holds[drafts(tg)] = asyncio.Event()
+    tg.clock.advance(0.5)  # the first draft: the newest part within the limit
+    await tg.until(lambda: len(tg.fake.called(drafts(tg))) == 1)
+    release.set()  # a third piece, a third of the answer, arrives while that draft is on its way
     await tg.until(lambda: stream.streamed == answer)
     drafting.set()
     await tg.settle()
-    drafts = tg.fake.called("sendMessageDraft")
-    assert max(utf16(d["text"]) for d in drafts) <= TEXT_LIMIT
+    sent = tg.fake.called(drafts(tg))
+    assert max(size(shown_text(d)) for d in sent) <= limit
     parts = [m.text for m in tg.fake.chat(7) if m.text.startswith(("[openai", "абв"))]
-    assert all(utf16(p) <= TEXT_LIMIT for p in parts)
+    assert all(size(p) <= limit for p in parts)
     assert " ".join(parts).split() == answer.split()
