@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from telegram.request import RequestData
-from telegram_fakes import FakeTelegram, Shown, TelegramKit, utf16
+from telegram_fakes import FakeTelegram, Shown, TelegramKit, both_paths, utf16
 
+from statebot._transports.telegram.api10 import RICH_TEXT_LIMIT, rich_size
 from statebot._transports.telegram.formatting import TEXT_LIMIT
 
 HEAD = "Начало ответа: вот что получилось."
@@ -20,8 +21,8 @@ _file_ids = itertools.count(1)
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -58,10 +59,18 @@ def uploads(tg: TelegramKit) -> list[bytes]:
     return files
 
 
+def words_per_message(tg: TelegramKit) -> int:
+    """How many "абв где " make one message's worth in the kit's mode."""
+    if tg.rich_messages == "auto":
+        return RICH_TEXT_LIMIT // rich_size("абв где ")  # 32768 UTF-8 bytes
+    return TEXT_LIMIT // utf16("абв где ")  # 4096 UTF-16 units
+
+
+@both_paths  # a message's worth is 4096 UTF-16 units as text, 32768 bytes as a Rich Message
 async def test_an_answer_over_three_messages_is_one_document_with_a_preview(
     tg: TelegramKit,
 ) -> None:
-    answer = f"{HEAD}\n\n" + "абв где " * 2000  # 16,035 units: four messages' worth
+    answer = f"{HEAD}\n\n" + "абв где " * (4 * words_per_message(tg))  # four messages' worth
     tg.providers.answer("groq", answer, pieces=4)
     files = uploads(tg)
     before = len(tg.fake.calls)
@@ -78,12 +87,16 @@ async def test_an_answer_over_three_messages_is_one_document_with_a_preview(
     assert history[-1]["content"] == answer
 
 
+@both_paths  # a message's worth is 4096 UTF-16 units as text, 32768 bytes as a Rich Message
 async def test_an_answer_of_three_messages_is_three_messages(tg: TelegramKit) -> None:
-    answer = "абв где " * 1500  # 12,000 units: three messages
+    answer = "абв где " * (words_per_message(tg) * 3 * 3 // 4)  # three messages
     tg.providers.answer("groq", answer, pieces=3)
     uploads(tg)
     await tg.send(7, "Длинно, пожалуйста")
     assert tg.fake.called("sendDocument") == []
-    parts = [m for m in tg.fake.chat(7) if m.text.startswith("абв")]
-    assert len(parts) == 3 and all(utf16(m.text) <= TEXT_LIMIT for m in parts)
+    parts = [m for m in tg.fake.chat(7) if "где" in m.text]
+    size, limit = (
+        (rich_size, RICH_TEXT_LIMIT) if tg.rich_messages == "auto" else (utf16, TEXT_LIMIT)
+    )
+    assert len(parts) == 3 and all(size(m.text) <= limit for m in parts)
     assert [m.labels for m in parts] == [[], [], ["🔄 Ещё раз"]]
