@@ -376,6 +376,16 @@ class TelegramKit:
         return cls(transport, fake, scripted, clock, settings.telegram.rich_messages)
 
     @property
+    def answer_method(self) -> str:
+        """The method that sends an answer's message, as configured."""
+        return "sendMessage" if self.rich_messages == "off" else "sendRichMessage"
+
+    @property
+    def draft_method(self) -> str:
+        """The method that shows an answer's draft in a private chat, as configured."""
+        return "sendMessageDraft" if self.rich_messages == "off" else "sendRichMessageDraft"
+
+    @property
     def bot(self) -> Any:
         return self.transport.bot
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from telegram_fakes import TelegramKit
+from telegram_fakes import TelegramKit, both_paths
 
 from statebot._transports.telegram.transport import ALLOWED_UPDATES
 
@@ -26,8 +26,8 @@ def stopped_update(chat_id: int, draft_id: int) -> dict[str, object]:
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -36,14 +36,15 @@ def test_the_bot_asks_telegram_for_the_stop_update() -> None:
     assert "stopped_message_generation" in ALLOWED_UPDATES
 
 
+@both_paths  # can_stop on sendRichMessageDraft and sendMessageDraft alike
 async def test_telegrams_stop_under_a_draft_stops_the_answer(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "Расскажи длинную историю", wait=False)
     streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)  # the first draft is due
-    await tg.until(lambda: tg.fake.called("sendMessageDraft"))
-    draft = tg.fake.called("sendMessageDraft")[-1]
+    await tg.until(lambda: tg.fake.called(tg.draft_method))
+    draft = tg.fake.called(tg.draft_method)[-1]
     assert draft["can_stop"] is True  # Telegram shows its own Stop under the draft
     await tg.update(stopped_update(7, int(draft["draft_id"])), wait=False)
     release.set()

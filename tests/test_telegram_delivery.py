@@ -62,24 +62,15 @@ def is_answer(params: dict[str, Any]) -> bool:
     return shown_text(params).startswith("[openai")
 
 
-def sends(tg: TelegramKit) -> str:
-    """The method that sends an answer's final message in the kit's mode."""
-    return "sendRichMessage" if tg.rich_messages == "auto" else "sendMessage"
-
-
-def drafts(tg: TelegramKit) -> str:
-    return "sendRichMessageDraft" if tg.rich_messages == "auto" else "sendMessageDraft"
-
-
 @both_paths  # retried as a Rich Message and as text with entities alike
 async def test_a_502_on_the_final_message_is_retried_and_the_answer_arrives(
     tg: TelegramKit,
 ) -> None:
-    tg.fake.fail(sends(tg), BAD_GATEWAY, times=2, when=is_answer)
+    tg.fake.fail(tg.answer_method, BAD_GATEWAY, times=2, when=is_answer)
     await tg.send(7, "Привет", wait=False)
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     assert [m.text for m in tg.fake.chat(7)] == [ANSWER]  # ⏳ with ⏹ gone, the answer there
-    assert len([p for p in tg.fake.called(sends(tg)) if is_answer(p)]) == 3
+    assert len([p for p in tg.fake.called(tg.answer_method) if is_answer(p)]) == 3
     history = (await tg.transport.engine.store.load(7)).history
     assert [t["content"] for t in history] == ["Привет", ANSWER]
 
@@ -97,7 +88,7 @@ async def test_a_500_on_the_final_group_edit_is_retried(tg: TelegramKit) -> None
 async def test_when_retries_run_out_the_user_is_told_and_history_keeps_no_answer(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tg.fake.fail(sends(tg), BAD_GATEWAY, times=1000, when=is_answer)
+    tg.fake.fail(tg.answer_method, BAD_GATEWAY, times=1000, when=is_answer)
     await tg.send(7, "Привет", wait=False)
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     shown = tg.fake.chat(7)
@@ -164,13 +155,13 @@ async def test_a_draft_refused_in_one_chat_keeps_drafts_in_the_others(tg: Telegr
 async def test_a_5xx_on_drafts_falls_back_once_without_tracebacks(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
-    tg.fake.fail(drafts(tg), BAD_GATEWAY, times=1000)
+    tg.fake.fail(tg.draft_method, BAD_GATEWAY, times=1000)
     release = tg.providers.hang("groq", after_pieces=1, text=ANSWER)
     await tg.send(7, "Привет", wait=False)
-    await run_until(tg, lambda: tg.fake.called(drafts(tg)), settle=False)
+    await run_until(tg, lambda: tg.fake.called(tg.draft_method), settle=False)
     release.set()
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
-    assert len(tg.fake.called(drafts(tg))) == 1  # not tried on every push
+    assert len(tg.fake.called(tg.draft_method)) == 1  # not tried on every push
     assert ANSWER in tg.fake.texts(7)
     assert not [r for r in caplog.records if r.exc_info]
 
@@ -192,14 +183,14 @@ async def test_a_draft_never_exceeds_its_limit_when_text_arrives_during_a_send(
     streams = tg.transport.delivery.streams
     await tg.until(lambda: any(size(s.streamed) > limit for s in streams.answers.values()))
     stream = next(iter(streams.answers.values()))
-    drafting = tg.fake.holds[drafts(tg)] = asyncio.Event()
+    drafting = tg.fake.holds[tg.draft_method] = asyncio.Event()
     tg.clock.advance(0.5)  # the first draft: the newest part within the limit
-    await tg.until(lambda: len(tg.fake.called(drafts(tg))) == 1)
+    await tg.until(lambda: len(tg.fake.called(tg.draft_method)) == 1)
     release.set()  # a third piece, a third of the answer, arrives while that draft is on its way
     await tg.until(lambda: stream.streamed == answer)
     drafting.set()
     await tg.settle()
-    sent = tg.fake.called(drafts(tg))
+    sent = tg.fake.called(tg.draft_method)
     assert max(size(shown_text(d)) for d in sent) <= limit
     parts = [m.text for m in tg.fake.chat(7) if m.text.startswith(("[openai", "абв"))]
     assert all(size(p) <= limit for p in parts)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from telegram_fakes import BLOCKED, TelegramKit, flood, message, migrated
+from telegram_fakes import BLOCKED, TelegramKit, both_paths, flood, message, migrated
 
 NOT_TEXT_RU = "🙈 Я понимаю только текст: напишите вопрос словами. /help — что я умею."
 NOT_TEXT_EN = "🙈 I only understand text: please type your question. /help shows what I can do."
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -114,18 +114,19 @@ async def test_drafts_the_budget_drops_do_not_break_the_answer(
         await tg.aclose()
 
 
+@both_paths  # a 403 on a rich draft is no refusal of Rich Messages
 async def test_a_user_who_blocked_the_bot_stops_its_answer_until_they_write_again(
     tg: TelegramKit, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="statebot")
     release = tg.providers.hang("groq", after_pieces=1)
-    tg.fake.fail("sendMessageDraft", BLOCKED)  # the answer's first draft
+    tg.fake.fail(tg.draft_method, BLOCKED)  # the answer's first draft
     await tg.send(7, "Привет", wait=False)
     await run_until(tg, lambda: not tg.transport.engine.answering(7))
     release.set()
     await tg.settle()
     assert tg.fake.chat(7) == []
-    assert len(tg.fake.called("sendMessageDraft")) == 1  # silent once blocked
+    assert len(tg.fake.called(tg.draft_method)) == 1  # silent once blocked
     assert "chat 7 cannot be written to" in caplog.text
     assert await tg.state(7) == "chat.ready"  # the answer was stopped, not left hanging
     await tg.send(7, "/menu")  # unblocked: they wrote again

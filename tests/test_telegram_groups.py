@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import FLOWS, SETTINGS
 from telegram import Update
-from telegram_fakes import BOT_ID, TelegramKit, message
+from telegram_fakes import BOT_ID, TelegramKit, both_paths, message
 
 from statebot import load_config
 
@@ -21,8 +21,8 @@ REFUSED = "⛔ В этой группе модель меняют только �
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -139,6 +139,7 @@ async def test_replies_and_answers_go_to_the_forum_topic_they_came_from(tg: Tele
     assert all(m.thread_id in (42, 43) for m in tg.fake.chat(-100))
 
 
+@both_paths  # rich drafts and text drafts alike
 async def test_a_private_chats_topic_gets_its_drafts(tg: TelegramKit) -> None:
     release = tg.providers.hang("groq", after_pieces=1)
     await tg.send(7, "вопрос", thread_id=9, wait=False)
@@ -148,7 +149,7 @@ async def test_a_private_chats_topic_gets_its_drafts(tg: TelegramKit) -> None:
     await tg.settle_pushes()
     release.set()
     await tg.settle()
-    drafts = tg.fake.called("sendMessageDraft")
+    drafts = tg.fake.called(tg.draft_method)
     assert drafts and all(d["message_thread_id"] == 9 for d in drafts)
     assert tg.fake.chat(7)[-1].thread_id == 9
 

@@ -9,7 +9,7 @@ import copy
 from collections.abc import AsyncIterator
 
 import pytest
-from telegram_fakes import TelegramKit
+from telegram_fakes import TelegramKit, both_paths
 
 from statebot._engine.effects import Button
 from statebot._transports.telegram.calls import markup
@@ -18,8 +18,8 @@ STALE = "⌛ Это меню устарело, вот актуальное:"
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[TelegramKit]:
-    kit = await TelegramKit.start()
+async def tg(request: pytest.FixtureRequest) -> AsyncIterator[TelegramKit]:
+    kit = await TelegramKit.start(rich_messages=getattr(request, "param", None))
     yield kit
     await kit.aclose()
 
@@ -89,6 +89,7 @@ async def test_a_press_is_answered_even_when_the_bot_fails_to_edit(tg: TelegramK
     assert len(tg.fake.chat(7)) == 2
 
 
+@both_paths  # rich drafts and text drafts alike
 async def test_a_private_chat_has_no_stop_message_and_stop_keeps_the_partial_answer(
     tg: TelegramKit,
 ) -> None:
@@ -97,7 +98,7 @@ async def test_a_private_chat_has_no_stop_message_and_stop_keeps_the_partial_ans
     streams = tg.transport.delivery.streams
     await tg.until(lambda: any(s.streamed for s in streams.answers.values()))
     tg.clock.advance(0.5)
-    await tg.until(lambda: tg.fake.called("sendMessageDraft"))
+    await tg.until(lambda: tg.fake.called(tg.draft_method))
     assert tg.fake.chat(7) == []  # Telegram's own Stop is under the draft: no ⏹ message
     await tg.send(7, "/stop")
     release.set()
