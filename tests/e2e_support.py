@@ -29,6 +29,7 @@ import tomli_w
 from statebot._fakes import ServerThread
 from statebot._fakes.bot_api import FakeBotApi, Sent
 from statebot._fakes.openai import FakeOpenAI
+from statebot._fakes.telegram_model import rich_text
 
 T = TypeVar("T")
 
@@ -250,14 +251,34 @@ class Processes:
 # --- the Bot API's side of a chat -----------------------------------------------------------
 
 
+ANSWER_SENDS = ("sendMessage", "sendRichMessage")  # rich_messages = "auto" ships
+DRAFTS = ("sendMessageDraft", "sendRichMessageDraft")
+
+
+def call_text(params: dict[str, Any]) -> str:
+    """What a send, edit or draft call shows: ``text``, or a rich message's Markdown."""
+    return str(params.get("text") or params.get("rich_message", {}).get("markdown", ""))
+
+
+def drafts_of(api: FakeBotApi) -> list[dict[str, Any]]:
+    """The bot's draft calls, text or rich, in order."""
+    return [params for name, params in api.calls if name in DRAFTS]
+
+
+def shown(sent: Sent) -> str:
+    """A message's text: a text message's, or a rich message's (its blocks' strings)."""
+    return sent.text or rich_text(sent.message)
+
+
 def bot_texts(api: FakeBotApi, chat_id: int) -> list[str]:
-    """The texts of the bot's sendMessage calls to a chat, in order (edits not included)."""
-    return [s.text for s in api.sent_to(chat_id) if s.method == "sendMessage"]
+    """The texts of the bot's sendMessage and sendRichMessage calls to a chat, in order (edits
+    not included)."""
+    return [shown(s) for s in api.sent_to(chat_id) if s.method in ANSWER_SENDS]
 
 
 def last_sent(api: FakeBotApi, chat_id: int, text: str) -> Sent | None:
     """The latest of the bot's messages (sent or edited) whose text starts with ``text``."""
-    found = [s for s in api.sent_to(chat_id) if s.text.startswith(text)]
+    found = [s for s in api.sent_to(chat_id) if shown(s).startswith(text)]
     return found[-1] if found else None
 
 

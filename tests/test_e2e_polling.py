@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 from e2e_support import (
+    ANSWER_SENDS,
     BY_CEREBRAS,
     CEREBRAS_BUTTON,
     CEREBRAS_MODEL,
     CHOOSE,
     CHOSEN,
+    DRAFTS,
     FALLBACK_FOOTER,
     GROQ_MODEL,
     INTERRUPTED,
@@ -28,7 +30,10 @@ from e2e_support import (
     asked,
     bot_env,
     bot_texts,
+    call_text,
     data_of,
+    drafts_of,
+    shown,
     write_settings,
 )
 
@@ -57,8 +62,8 @@ def start(procs: Processes, settings: Path) -> BotProcess:
 
 
 def answer_of(api: FakeBotApi, text: str, chat_id: int = CHAT) -> list[Sent]:
-    """The bot's sendMessage calls to the chat with exactly ``text``."""
-    return [s for s in api.sent_to(chat_id) if s.method == "sendMessage" and s.text == text]
+    """The bot's sendMessage or sendRichMessage calls to the chat with exactly ``text``."""
+    return [s for s in api.sent_to(chat_id) if s.method in ANSWER_SENDS and shown(s) == text]
 
 
 def choose_cerebras(bot: BotProcess, api: FakeBotApi, chat_id: int = CHAT) -> list[int]:
@@ -124,10 +129,10 @@ def test_menu_choose_cerebras_edits_the_menu_in_place_then_cerebras_answers_in_a
 
     assert asked(fakes.cerebras, question) == 1 and fakes.groq.count() == 0
     calls = api.calls
-    drafts = [i for i, (n, p) in enumerate(calls) if n == "sendMessageDraft"]
-    final = [i for i, (n, p) in enumerate(calls) if n == "sendMessage" and p["text"] == expected]
+    drafts = [i for i, (n, p) in enumerate(calls) if n in DRAFTS]
+    final = [i for i, (n, p) in enumerate(calls) if n in ANSWER_SENDS and call_text(p) == expected]
     assert drafts and len(final) == 1 and final[0] > drafts[-1], api.describe()
-    assert all(expected.startswith(calls[i][1]["text"]) for i in drafts)
+    assert all(expected.startswith(call_text(calls[i][1])) for i in drafts)
     assert {calls[i][1]["chat_id"] for i in drafts} == {CHAT}
     assert BY_CEREBRAS not in bot_texts(api, CHAT)  # the chosen model answered: no notice
 
@@ -185,7 +190,7 @@ def test_everything_down_says_temporary_error_and_answers_nothing(
     assert bot_texts(api, CHAT) == [TEMPORARY]
     counts = [llm.count() for llm in fakes.llms.values()]
     assert counts == [2, 1, 1]  # one try each and one retry (the retry budget's)
-    assert api.calls_of("sendMessageDraft") == []
+    assert drafts_of(api) == []
 
 
 # --- stopped and started again ------------------------------------------------------------
@@ -327,7 +332,7 @@ def test_telegrams_own_stop_under_a_draft_stops_the_answer(bot: BotProcess, fake
     api = fakes.api
     fakes.groq.pace = 0.3  # slow enough to stop it in the middle
     api.user_message(CHAT, "Расскажи длинную историю")
-    drafts = bot.wait(api, lambda: api.calls_of("sendMessageDraft"))
+    drafts = bot.wait(api, lambda: drafts_of(api))
     assert drafts[-1]["can_stop"] is True
     api.stop_generation(CHAT, int(drafts[-1]["draft_id"]))
     bot.wait(api, lambda: "⏹ Остановлено." in bot_texts(api, CHAT))

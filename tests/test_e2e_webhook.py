@@ -25,6 +25,7 @@ from e2e_support import (
     Processes,
     asked,
     bot_texts,
+    drafts_of,
     free_port,
     last_sent,
     stored,
@@ -99,7 +100,7 @@ def test_the_webhook_is_set_health_answers_and_updates_are_answered_through_the_
     expected = f"{GROQ_MODEL}: Привет"  # the default model
     process.wait(api, lambda: expected in bot_texts(api, CHAT))
     assert asked(webhook.fakes.groq, "Привет") == 1 and webhook.fakes.cerebras.count() == 0
-    assert api.calls_of("sendMessageDraft"), api.describe()
+    assert drafts_of(api), api.describe()
     assert process.stop(signal.SIGTERM) == 0, process.output()
 
 
