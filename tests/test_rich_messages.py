@@ -22,7 +22,7 @@ from test_flow_errors import Case, Edit, apply, assert_reported, copy_project
 
 from statebot import load_config
 from statebot._clock import FakeClock
-from statebot._settings import Settings
+from statebot._settings import Settings, TelegramSettings
 from statebot._transports.telegram.api10 import (
     RICH_BLOCK_LIMIT,
     RICH_TEXT_LIMIT,
@@ -240,6 +240,15 @@ def test_a_table_cut_in_two_repeats_its_header() -> None:
 
 
 # --- the setting ---------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason='rich_messages ships "off" (issue 16, item 3)')
+def test_rich_messages_ship_on_with_entities_as_the_fallback() -> None:
+    """Issue 16, item 3: Rich Messages where the server has them, entities from its first
+    refusal on (api10.RichMessages)."""
+    settings, _flows = load_config(SETTINGS, FLOWS)
+    assert settings.telegram.rich_messages == "auto"
+    assert TelegramSettings().rich_messages == "auto"
 
 
 @pytest.mark.parametrize("value", ["auto", "off"])
