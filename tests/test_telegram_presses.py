@@ -77,7 +77,7 @@ async def test_a_press_on_an_inline_message_without_a_chat_is_still_answered(
              "chat_instance": "ci", "inline_message_id": "abc", "data": "menu"}  # fmt: skip
     await tg.update({"callback_query": query})
     assert tg.fake.called("answerCallbackQuery") == [{"callback_query_id": "inline1"}]
-    assert tg.fake.called("sendMessage") == []
+    assert tg.fake.called("sendMessage") + tg.fake.called("sendRichMessage") == []  # text or rich
 
 
 async def test_a_press_is_answered_even_when_the_bot_fails_to_edit(tg: TelegramKit) -> None:
@@ -127,7 +127,8 @@ async def test_stop_in_a_group_is_under_the_message_being_edited(tg: TelegramKit
     assert live.labels == []  # the stop button is gone from the answer, which stays
     assert live.text == first
     assert tg.fake.chat(-100)[-1].text == "⏹ Остановлено."
-    assert tg.fake.called("sendMessageDraft") == []  # drafts are for private chats only
+    drafts = tg.fake.called("sendMessageDraft") + tg.fake.called("sendRichMessageDraft")
+    assert drafts == []  # drafts are for private chats only
 
 
 async def test_regenerate_under_an_answer_asks_again(tg: TelegramKit) -> None:

@@ -148,7 +148,7 @@ async def test_the_webhook_refuses_updates_without_the_secret_and_answers_health
             assert (
                 await client.post("/telegram/hook", json=body, headers=wrong)
             ).status_code == 403
-            assert tg.fake.called("sendMessage") == []
+            assert tg.fake.called("sendMessage") + tg.fake.called("sendRichMessage") == []
             assert not await tg.transport.engine.store.is_processed(77)
             right = {SECRET_HEADER: SECRET}
             assert (
