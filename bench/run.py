@@ -5,7 +5,7 @@ from another's fakes) through its module's ``main(quick)``; the profile of the o
 benchmark goes to docs/profile.txt. ``--quick`` runs every one at a tiny size, to prove that it
 still works, and prints the Markdown instead of writing it unless ``--out`` is given.
 
-    .venv/bin/python bench/run.py [--quick] [--out PATH]    (about 11 minutes on 2 cores)
+    .venv/bin/python bench/run.py [--quick] [--out PATH]    (about 15 minutes on 2 cores)
 """
 
 from __future__ import annotations
