@@ -127,7 +127,7 @@ class TelegramSettings:
     listen: str = "0.0.0.0"
     port: int = 8080
     secret_env: str | None = None  # names the variable holding the webhook's secret token
-    rich_messages: str = "off"  # "auto": answers as Rich Messages while the server has them
+    rich_messages: str = "auto"  # Rich Messages until the server refuses one; "off": entities
     stream_edit_seconds: float = 3.0  # groups: one edit of a streaming answer this often at most
     draft_seconds: float = 0.5  # private chats: one draft update this often at most
     shutdown_grace_seconds: float = 20.0  # answers may finish this long after SIGTERM

@@ -242,7 +242,6 @@ def test_a_table_cut_in_two_repeats_its_header() -> None:
 # --- the setting ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason='rich_messages ships "off" (issue 16, item 3)')
 def test_rich_messages_ship_on_with_entities_as_the_fallback() -> None:
     """Issue 16, item 3: Rich Messages where the server has them, entities from its first
     refusal on (api10.RichMessages)."""
@@ -254,14 +253,14 @@ def test_rich_messages_ship_on_with_entities_as_the_fallback() -> None:
 @pytest.mark.parametrize("value", ["auto", "off"])
 def test_the_setting_turns_rich_messages_on_or_off(tmp_path: Path, value: str) -> None:
     root = copy_project(tmp_path)
-    apply(root, Edit(S, 'rich_messages = "off"', f'rich_messages = "{value}"'))
+    apply(root, Edit(S, 'rich_messages = "auto"', f'rich_messages = "{value}"'))
     settings, _flows = load_config(root / S, root / "flows")
     assert settings.telegram.rich_messages == value
 
 
 def test_a_misspelt_setting_is_reported_with_a_hint(tmp_path: Path) -> None:
     case = Case(
-        Edit(S, 'rich_messages = "off"', 'rich_messages = "of"'),
+        Edit(S, 'rich_messages = "auto"', 'rich_messages = "of"'),
         "telegram.rich_messages",
         'rich_messages = "of"',
         'must be "auto"',
