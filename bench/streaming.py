@@ -111,14 +111,23 @@ def bench_settings(settings: Settings, groq: FakeOpenAI, api: FakeBotApi) -> Set
                                telegram=telegram)  # fmt: skip
 
 
+# Rich Messages (the shipped default) or text with entities: either method family counts.
+DRAFTS = ("sendMessageDraft", "sendRichMessageDraft")
+FINAL = ("sendMessage", "sendRichMessage")
+
+
 def measure(api: TimedBotApi, groq: TimedOpenAI, chat_id: int, question: str,
             window: tuple[float, float], first_text: str) -> Answer:  # fmt: skip
     """One answer's figures from what the fakes saw while it was asked and answered."""
     calls, token = api.window(chat_id, *window), groq.first[question]
     # The first text shown: a draft, or the answer itself when it was done before one was due.
-    shown = next(t for t, name, _ in calls if name in (first_text, "sendMessage"))
+    shown = next(
+        t
+        for t, name, _ in calls
+        if name in (*FINAL, first_text, *DRAFTS) and (first_text in DRAFTS or name in FINAL)
+    )
     first_call = next(t for t, _, _ in calls if t >= token)
-    final = max(t for t, name, _ in calls if name == "sendMessage")
+    final = max(t for t, name, _ in calls if name in FINAL)
     return Answer((shown - token) * 1000, (first_call - token) * 1000,
                   (final - groq.last[question]) * 1000,
                   Counter(name for _, name, _ in calls))  # fmt: skip
