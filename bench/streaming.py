@@ -121,11 +121,8 @@ def measure(api: TimedBotApi, groq: TimedOpenAI, chat_id: int, question: str,
     """One answer's figures from what the fakes saw while it was asked and answered."""
     calls, token = api.window(chat_id, *window), groq.first[question]
     # The first text shown: a draft, or the answer itself when it was done before one was due.
-    shown = next(
-        t
-        for t, name, _ in calls
-        if name in (*FINAL, first_text, *DRAFTS) and (first_text in DRAFTS or name in FINAL)
-    )
+    shown_by = (*DRAFTS, *FINAL) if first_text in DRAFTS else FINAL
+    shown = next(t for t, name, _ in calls if name in shown_by)
     first_call = next(t for t, _, _ in calls if t >= token)
     final = max(t for t, name, _ in calls if name in FINAL)
     return Answer((shown - token) * 1000, (first_call - token) * 1000,
