@@ -186,6 +186,31 @@ async def test_an_edit_refused_for_the_message_keeps_rich_messages_on(
     assert rich.on and methods(fake) == ["editMessageText"]
 
 
+@pytest.mark.xfail(strict=True, reason="any BadRequest on a rich call turns rich off bot-wide")
+@pytest.mark.parametrize(
+    ("method", "words"),
+    [
+        ("sendRichMessageDraft", "TEXTDRAFT_PEER_INVALID"),
+        ("sendRichMessage", "chat not found"),
+        ("sendRichMessage", "message thread not found"),
+    ],
+)
+async def test_a_refusal_about_one_chat_keeps_rich_messages_on_for_the_others(
+    fake: RecordingFake, method: str, words: str
+) -> None:
+    """A BadRequest that names the chat, not the rich message, says nothing of whether the
+    server has Rich Messages: that message goes the entity way, the bot stays rich."""
+    rich = await make_rich(fake)
+    fake.fail(method, (400, {"description": f"Bad Request: {words}"}), times=1)
+    if method == "sendRichMessageDraft":
+        await rich.draft(CHAT, 5, "a **draft**", None)
+    else:
+        await rich.send(CHAT, "an **answer**")
+    assert rich.on
+    await rich.send(CHAT, "after")
+    assert methods(fake)[-1] == "sendRichMessage"
+
+
 async def test_a_table_over_twenty_columns_goes_the_entity_way_and_rich_stays_on(
     fake: RecordingFake,
 ) -> None:
