@@ -186,7 +186,6 @@ async def test_an_edit_refused_for_the_message_keeps_rich_messages_on(
     assert rich.on and methods(fake) == ["editMessageText"]
 
 
-@pytest.mark.xfail(strict=True, reason="any BadRequest on a rich call turns rich off bot-wide")
 @pytest.mark.parametrize(
     ("method", "words"),
     [

@@ -35,7 +35,9 @@ or back (the group path sends its live message rich, so it only edits rich into 
 The entity path (``formatting`` + ``calls``) stays the fallback, chosen on first use
 and sticky for the bot: a 404 (python-telegram-bot's InvalidToken, or EndPointNotFound once the
 bot is initialized) or a BadRequest for a rich call turns Rich Messages off for good, logged once
-at WARNING, and the message that failed goes out the entity way, so nothing is lost. A piece over
+at WARNING, and the message that failed goes out the entity way, so nothing is lost (a BadRequest
+that names the chat, such as a draft to a peer that takes none, sends only that message the entity
+way: it says nothing of the server). A piece over
 a limit the splitter cannot measure (over 20 table columns, nested too deep) goes the entity way
 without turning anything off.
 """
@@ -63,6 +65,10 @@ RICH_DEPTH_LIMIT = 16
 RICH_COLUMN_LIMIT = 20
 _OFF_ERRORS = (InvalidToken, EndPointNotFound, BadRequest)  # for a rich call only
 _KEEP_GOING = ("not modified",)  # an edit that changes nothing is done
+# A BadRequest about the chat, not the rich message, says nothing of whether the server has
+# Rich Messages: that message goes the entity way (which meets the same refusal and handles it
+# per chat), the bot stays rich. Words from tdlib's Client.cpp and the Bot API's draft rules.
+_ABOUT_THE_CHAT = ("chat not found", "peer_invalid", "thread not found", "chat_write_forbidden")
 _NOT_EDITABLE = ("not found", "can't be edited", "message_id_invalid")  # the message, not rich
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s")
@@ -148,6 +154,13 @@ class RichMessages:
                 "with entities from now on", method, exc,
             )  # fmt: skip
 
+    def _off_unless_about_the_chat(self, method: str, exc: Exception) -> None:
+        """Off for good, unless the refusal names the chat (this message goes the entity way)."""
+        if isinstance(exc, BadRequest) and any(w in exc.message.lower() for w in _ABOUT_THE_CHAT):
+            log.info("%s refused for its chat (%s): this one goes as entities", method, exc)
+            return
+        self._off(method, exc)
+
     # --- calls ------------------------------------------------------------------------------
 
     async def send(
@@ -179,7 +192,7 @@ class RichMessages:
             try:
                 return await self.sender.call(chat_id, make, sends=True)
             except _OFF_ERRORS as exc:
-                self._off("sendRichMessage", exc)
+                self._off_unless_about_the_chat("sendRichMessage", exc)
         pieces = [p for p in split_markdown(markdown) if p.strip()] or [markdown]
         last: Message | None = None
         for index, piece in enumerate(pieces):
@@ -221,7 +234,7 @@ class RichMessages:
                 if any(words in exc.message.lower() for words in _NOT_EDITABLE):
                     log.info("message %s in chat %s not edited: %s", message_id, chat_id, exc)
                     return False
-                self._off("editMessageText with rich_message", exc)
+                self._off_unless_about_the_chat("editMessageText with rich_message", exc)
             except (InvalidToken, EndPointNotFound) as exc:
                 self._off("editMessageText with rich_message", exc)
         if not fits(markdown):
@@ -248,7 +261,7 @@ class RichMessages:
                 await self.sender.call(chat_id, make, retry=False)  # the next push replaces it
                 return
             except _OFF_ERRORS as exc:
-                self._off("sendRichMessageDraft", exc)
+                self._off_unless_about_the_chat("sendRichMessageDraft", exc)
         text = markdown if fits(markdown) else split_markdown(markdown)[-1]
         await self.sender.draft(chat_id, draft_id, to_entities(text), thread_id)
 
