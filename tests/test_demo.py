@@ -27,7 +27,6 @@ async def test_the_demo_model_says_plainly_that_it_is_a_demo(demo: BotKit) -> No
     assert "🚀 GPT-OSS 120B (groq) would answer: «What is 2+2?»" in chat.text
 
 
-@pytest.mark.xfail(strict=True, reason="the demo names a README section that was renamed")
 async def test_the_demo_points_to_a_readme_section_that_exists(demo: BotKit) -> None:
     chat = demo.chat()
     await chat.send("Hi")

@@ -40,7 +40,7 @@ class DemoBackend(ScriptedBackend):
         return (
             f"🧪 Demo: this is the offline demo model, not a real LLM. With a key set, "
             f"{title} ({request.provider}) would answer: «{question[:200]}». "
-            "See README → «Connect a real bot and real keys»."
+            "See README → «Connect real keys (and a real bot)»."
         )
 
 
