@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from telegram_fakes import TelegramKit
 
 QUEUED = "⏳ Отвечу после текущего ответа."
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the answer's end awaits the tidying of the previous answer's buttons"
-)
 async def test_a_question_right_after_an_answer_is_asked_at_once() -> None:
     tg = await TelegramKit.start(production_limiter=True)  # the call budget, on the fake clock
     try:

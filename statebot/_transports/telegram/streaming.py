@@ -408,12 +408,20 @@ class Streams:
             await stream.remove()
 
     async def ended(self, stream: AnswerStream, message_id: int, buttons: Keyboard | None) -> None:
-        """The answer's last message is out: the previous answer's buttons go (one edit)."""
+        """The answer's last message is out: the previous answer's buttons go (one edit, in a
+        task: a background call waits a second after the answer in its chat, and the answer's
+        end, the chat's next question with it, must not wait for it)."""
         chat_id = stream.chat_id
         previous = self.newest.get(chat_id)
         self.newest[chat_id] = Ended(stream.answer_id, message_id, buttons)
         if previous is not None and previous.message_id != message_id and previous.buttons:
-            await self.sender.set_keyboard(chat_id, previous.message_id, None)
+            self.spawn(self._tidy(chat_id, previous.message_id))
+
+    async def _tidy(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.sender.set_keyboard(chat_id, message_id, None)
+        except Exception as exc:  # tidying only: the answer is out whatever happens here
+            log.info("buttons of message %s not taken away: %s", message_id, exc)
 
     async def set_buttons(self, chat_id: int, effect: AnswerButtons) -> None:
         """The flows' buttons under a finished answer: nothing to do when its final message
