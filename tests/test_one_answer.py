@@ -293,7 +293,6 @@ async def test_a_queued_question_taken_by_an_unsaved_turn_reaches_no_provider() 
         assert [q["text"] for q in (await store.load(chat.chat_id)).data["pending"]] == ["second"]
 
 
-@pytest.mark.xfail(strict=True, reason="a finished answer gets ⏹ when a queued question starts")
 async def test_an_answer_ended_while_a_question_waits_keeps_no_stop_button() -> None:
     """The answering state's ⏹ belongs to the running answer: the finished one, answered while
     a queued question starts, must not get it (a ⏹ under a finished answer stops another)."""

@@ -38,7 +38,7 @@ from .effects import (
 from .events import Event
 from .history import keep_limit, remember
 from .registry import Turn
-from .render import allowed, keyboard_for
+from .render import allowed, buttons_under_answer, keyboard_for
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -422,7 +422,7 @@ class Answers:
             if allowed(turn, transition.guard, transition.unless):
                 if transition.dest is None or not transition.silent:
                     return ()  # no buttons go under the answer (the flows show a message)
-                return keyboard_for(turn, engine.flows.states[transition.dest])
+                return buttons_under_answer(turn, engine.flows.states[transition.dest])
         return ()
 
     async def _notify(self, answer: Answer, name: str, data: dict[str, Any]) -> None:

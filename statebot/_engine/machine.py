@@ -17,7 +17,7 @@ from transitions.extensions.asyncio import AsyncMachine
 from .._flows.model import FlowSet, Transition
 from .effects import AnswerButtons, Notice, Reply
 from .registry import Registry, Turn
-from .render import allowed, keyboard_for, named_keyboard, render_text
+from .render import allowed, buttons_under_answer, keyboard_for, named_keyboard, render_text
 
 OUTDATED = "outdated press"  # Turn.values[...]: the press was stale (``stale_press`` runs)
 
@@ -91,7 +91,7 @@ class FlowMachine:
                 if not t.silent:
                     await self.show_state(turn, t.dest, edit=turn.event.kind == "press")
                 elif "answer_id" in turn.payload:  # back from an answer: its buttons go under it
-                    buttons = keyboard_for(turn, self.flows.states[t.dest])
+                    buttons = buttons_under_answer(turn, self.flows.states[t.dest])
                     await turn.emit(AnswerButtons(int(turn.payload["answer_id"]), buttons))
             elif turn.values.pop("show_menu", False):
                 await self.show_state(turn, turn.record.state)

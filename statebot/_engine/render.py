@@ -62,6 +62,12 @@ def allowed(turn: Turn, guard: str | None, unless: str | None) -> bool:
     return not (unless is not None and guards[unless](turn))
 
 
+def buttons_under_answer(turn: Turn, state: State) -> Keyboard:
+    """What a finished answer shows when the chat goes back to ``state``: that state's buttons,
+    none when it waits for another answer (its ⏹ belongs to the answer now running)."""
+    return () if "answered" in state.transitions else keyboard_for(turn, state)
+
+
 def keyboard_for(turn: Turn, state: State) -> Keyboard:
     """The buttons this chat sees in ``state``: its dynamic keyboard, then its static rows."""
     rows: list[tuple[Button, ...]] = []
