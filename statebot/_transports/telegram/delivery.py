@@ -76,7 +76,6 @@ class Delivery:
         answering: Callable[[int], bool],
         draft_seconds: float,
         edit_seconds: float,
-        title_of: Callable[[str], str],
         rich: str = "off",  # [telegram] rich_messages
         keep_on_stop: bool = True,
     ) -> None:
@@ -84,8 +83,7 @@ class Delivery:
         self.clock = clock
         self.answering = answering
         self.streams = Streams(
-            sender, clock, draft_seconds=draft_seconds, edit_seconds=edit_seconds,
-            title_of=title_of, rich=rich,
+            sender, clock, draft_seconds=draft_seconds, edit_seconds=edit_seconds, rich=rich
         )  # fmt: skip
         if keep_on_stop:  # Telegram keeps the draft a moment after its Stop; we send it for good
             sender.native_stop["keep_on_stop"] = True

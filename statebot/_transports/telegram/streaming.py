@@ -349,7 +349,6 @@ class Streams:
         *,
         draft_seconds: float,
         edit_seconds: float,
-        title_of: Callable[[str], str] | None = None,
         rich: str = "off",
         keep_on_stop: bool = True,
     ) -> None:

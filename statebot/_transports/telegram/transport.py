@@ -88,8 +88,7 @@ class TelegramTransport:
         self.delivery = Delivery(
             self.sender, bot.clock, answering=self.engine.answering,
             draft_seconds=settings.draft_seconds, edit_seconds=settings.stream_edit_seconds,
-            rich=settings.rich_messages,
-            title_of=self._title, keep_on_stop=settings.keep_on_stop,
+            rich=settings.rich_messages, keep_on_stop=settings.keep_on_stop,
         )  # fmt: skip
         self.relay = relay
         self._gates = ChatLocks()
@@ -98,10 +97,6 @@ class TelegramTransport:
     def queue_depth(self) -> int:
         """The most updates one chat has being handled or waiting now."""
         return self._gates.deepest()
-
-    def _title(self, model: str) -> str:
-        models = self.engine.settings.models
-        return models[model].title if model in models else model
 
     def _on_blocked(self, chat_id: int) -> None:
         """A user who blocked the bot reads nothing more: their answer stops."""
