@@ -63,8 +63,6 @@ class Answer:
     finished: bool = False  # its end is being handled: no longer "running" for the flows
     dropped: bool = False  # /new or /forget: whatever it reports from now on is dropped
     removed: bool = False  # /forget (or a Stop that keeps nothing): its draft and ⏹ go too
-    record: ChatRecord | None = None  # the record of the turn that started it, as it was then
-    entering: str | None = None  # the state that turn entered
     stopped: bool = False  # cancelled (⏹, /stop, a shutdown): the stop's turn decides what follows
 
     @property
@@ -230,7 +228,6 @@ class Answers:
             engine.post(Event.system(record.chat_id, "history_trimmed"))
         warned = {k for k, v in record.notices.items() if v}
         record.data["answer"] = {"id": answer.id, "epoch": answer.epoch}
-        answer.record, answer.entering = record, turn.entering
         saved: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         turn.after_save.append(lambda ok: None if saved.done() else saved.set_result(ok))
         answer.task = asyncio.create_task(
@@ -395,23 +392,19 @@ class Answers:
     async def _buttons_after(self, answer: Answer, payload: dict[str, Any]) -> Keyboard | None:
         """The buttons the answer will end with: those of the state its ``answered`` enters,
         worked out on a copy of the chat's record as it will be then, so that the final message
-        carries them (one call, rather than a message and then an edit for 🔄). The chat's
-        stored record when the turn that started the answer is saved, else that turn's record
-        (an answer done before its own turn was saved). None when it cannot be known here;
-        ``AnswerButtons`` comes after ``answered`` either way and corrects a wrong guess."""
+        carries them (one call, rather than a message and then an edit for 🔄). An answer runs
+        only once the turn that started it is saved, so the stored record is the chat's. None
+        when it cannot be known here; ``AnswerButtons`` comes after ``answered`` either way and
+        corrects a wrong guess."""
         engine, chat_id = self.engine, answer.chat_id
         try:
             stored = await engine.store.load(chat_id)
         except Exception:
             log.exception("answer %s: its buttons are shown after its end", answer.id)
             return None
-        if (stored.data.get("answer") or {}).get("id") == answer.id:
-            record = ChatRecord.from_json(chat_id, stored.to_json())
-        elif answer.record is not None and answer.entering is not None:
-            record = ChatRecord.from_json(chat_id, answer.record.to_json())
-            record.state = answer.entering  # what its turn is about to save
-        else:
-            return None
+        if (stored.data.get("answer") or {}).get("id") != answer.id:
+            return None  # no longer the chat's answer (/new, /forget)
+        record = ChatRecord.from_json(chat_id, stored.to_json())
         if record.state not in engine.flows.states:
             return None
         record.data.pop("answer", None)
